@@ -1,0 +1,316 @@
+package broker
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// CommitterOptions tune a Committer. Zero values take the defaults.
+type CommitterOptions struct {
+	// MaxEntries is the most entries in one record. Default 256.
+	MaxEntries int
+	// MaxBytes is the largest encoded record. Default 4 MiB; never more than the server's
+	// max_payload allows.
+	MaxBytes int
+	// MaxInFlight is the most records published and not yet acknowledged. While they wait
+	// for their fsync the next record fills up. Default 4.
+	MaxInFlight int
+	// AckTimeout is how long a record waits for the server's acknowledgement before its
+	// commits fail. Default 10s.
+	AckTimeout time.Duration
+	// Stream, when set, is the stream the subject must belong to; the server refuses the
+	// record otherwise (Nats-Expected-Stream), so a misrouted subject fails loudly.
+	Stream string
+}
+
+const (
+	defaultMaxEntries  = 256
+	defaultMaxBytes    = 4 << 20
+	defaultMaxInFlight = 4
+	defaultAckTimeout  = 10 * time.Second
+
+	// headerRoom is kept free in every NATS message for the record's headers.
+	headerRoom = 512
+)
+
+// Committer writes entries to one subject with group commit: the entries that callers
+// commit while the previous record is being written travel together as the next record, one
+// JetStream message that the server fsyncs once. Commit returns when the record holding the
+// entry is acknowledged, so on disk when the server syncs always.
+//
+// Entries appear in the stream in the order Commit calls enqueued them; one goroutine's
+// sequential commits keep their order. A Committer is safe for concurrent use.
+type Committer struct {
+	b        *Broker
+	subject  string
+	opts     CommitterOptions
+	js       jetstream.JetStream
+	jsErr    error
+	log      *slog.Logger
+	idPrefix string
+
+	mu     sync.Mutex
+	queue  []*waiter
+	closed bool
+
+	wake     chan struct{} // a Commit or Close happened; capacity 1
+	slots    chan struct{} // records in flight; capacity MaxInFlight
+	inflight chan *record  // published records in order, for the acker
+	done     chan struct{} // closed when every record is resolved after Close
+
+	seq uint64 // records published; owned by the loop goroutine
+}
+
+// waiter states.
+const (
+	queued int32 = iota
+	taken
+	abandoned
+)
+
+type waiter struct {
+	e     Entry
+	size  int
+	state atomic.Int32
+	done  chan error // capacity 1
+}
+
+type record struct {
+	id      string
+	waiters []*waiter
+	bytes   int
+	paf     jetstream.PubAckFuture
+	err     error // the publish itself failed
+}
+
+// NewCommitter returns a Committer for subject, which must belong to a stream. Close it
+// before closing the broker.
+func (b *Broker) NewCommitter(subject string, opts CommitterOptions) *Committer {
+	if opts.MaxEntries <= 0 {
+		opts.MaxEntries = defaultMaxEntries
+	}
+	if opts.MaxBytes <= 0 {
+		opts.MaxBytes = defaultMaxBytes
+	}
+	if opts.MaxInFlight <= 0 {
+		opts.MaxInFlight = defaultMaxInFlight
+	}
+	if opts.AckTimeout <= 0 {
+		opts.AckTimeout = defaultAckTimeout
+	}
+	c := &Committer{
+		b:        b,
+		subject:  subject,
+		opts:     opts,
+		log:      b.log.With("subject", subject),
+		idPrefix: newIDPrefix(),
+		wake:     make(chan struct{}, 1),
+		slots:    make(chan struct{}, opts.MaxInFlight),
+		inflight: make(chan *record, opts.MaxInFlight),
+		done:     make(chan struct{}),
+	}
+	// A JetStream context of its own gives the Committer its own reply subscription and an
+	// ack timeout, so that a lost acknowledgement frees its slot, without changing the
+	// broker's shared context.
+	c.js, c.jsErr = jetstream.New(b.nc, jetstream.WithPublishAsyncTimeout(opts.AckTimeout))
+	go c.run()
+	go c.ack()
+	return c
+}
+
+// newIDPrefix returns a random prefix for record ids: a Nats-Msg-Id must not repeat across
+// committers and restarts within the stream's duplicate window.
+func newIDPrefix() string {
+	var b [9]byte
+	_, _ = rand.Read(b[:]) // never fails, per crypto/rand
+	return "osr-" + hex.EncodeToString(b[:]) + "-"
+}
+
+// maxPayload is the largest NATS message data the connected server takes for a record.
+func (c *Committer) maxPayload() int {
+	return int(c.b.nc.MaxPayload()) - headerRoom
+}
+
+// Commit writes e and returns nil once the record holding it is acknowledged by the server.
+// An error means the entry is not acknowledged: tell the sender to retry. When ctx ends
+// after the entry was handed to the server, Commit returns ctx's error although the entry
+// may yet be stored; consumers dedupe by Entry.ID.
+func (c *Committer) Commit(ctx context.Context, e Entry) error {
+	if c.jsErr != nil {
+		return fmt.Errorf("broker: commit %s: %w", c.subject, c.jsErr)
+	}
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("broker: commit %s: %w", c.subject, err)
+	}
+	size := entrySize(&e)
+	if limit := c.maxPayload() - recordOverhead; size > limit {
+		return fmt.Errorf("broker: commit %s: entry %q is %d bytes encoded, the server takes at most %d: %w",
+			c.subject, e.ID, size, limit, ErrTooLarge)
+	}
+	w := &waiter{e: e, size: size, done: make(chan error, 1)}
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return fmt.Errorf("broker: commit %s: committer %w", c.subject, ErrClosed)
+	}
+	c.queue = append(c.queue, w)
+	c.mu.Unlock()
+	select {
+	case c.wake <- struct{}{}:
+	default: // the loop is already awake and will see the entry
+	}
+	select {
+	case err := <-w.done:
+		return err
+	case <-ctx.Done():
+		if w.state.CompareAndSwap(queued, abandoned) {
+			return fmt.Errorf("broker: commit %s: entry %q not written: %w", c.subject, e.ID, ctx.Err())
+		}
+		return fmt.Errorf("broker: commit %s: entry %q sent, acknowledgement not awaited: %w", c.subject, e.ID, ctx.Err())
+	}
+}
+
+// Close writes what is queued, waits until every record is acknowledged or failed, and makes
+// later commits fail with ErrClosed. If ctx ends first, Close returns its error and the
+// remaining commits still resolve in the background.
+func (c *Committer) Close(ctx context.Context) error {
+	c.mu.Lock()
+	c.closed = true
+	c.mu.Unlock()
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+	select {
+	case <-c.done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("broker: close committer %s: %w", c.subject, ctx.Err())
+	}
+}
+
+// run is the batching loop: it takes a free in-flight slot first and only then the queue, so
+// that everything that arrived while the slots were busy goes into one record.
+func (c *Committer) run() {
+	defer close(c.inflight)
+	for range c.wake {
+		for {
+			c.slots <- struct{}{}
+			batch, bytes, closed := c.take()
+			if len(batch) == 0 {
+				<-c.slots
+				if closed {
+					return
+				}
+				break
+			}
+			c.inflight <- c.publish(batch, bytes)
+		}
+	}
+}
+
+// take removes the next record's worth of waiters from the queue.
+func (c *Committer) take() (batch []*waiter, bytes int, closed bool) {
+	limit := min(c.opts.MaxBytes, c.maxPayload())
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	bytes = recordOverhead
+	i := 0
+	for ; i < len(c.queue) && len(batch) < c.opts.MaxEntries; i++ {
+		w := c.queue[i]
+		if w.state.Load() == abandoned {
+			continue // its caller gave up before it was written
+		}
+		if len(batch) > 0 && bytes+w.size > limit {
+			break
+		}
+		if !w.state.CompareAndSwap(queued, taken) {
+			continue // abandoned just now
+		}
+		batch = append(batch, w)
+		bytes += w.size
+	}
+	clear(c.queue[:i])
+	c.queue = c.queue[i:]
+	if len(c.queue) == 0 {
+		c.queue = nil
+	}
+	return batch, bytes, c.closed && len(c.queue) == 0
+}
+
+func (c *Committer) publish(batch []*waiter, bytes int) *record {
+	c.seq++
+	r := &record{id: c.idPrefix + strconv.FormatUint(c.seq, 10), waiters: batch, bytes: bytes}
+	entries := make([]Entry, len(batch))
+	for i, w := range batch {
+		entries[i] = w.e
+	}
+	msg := &nats.Msg{Subject: c.subject, Header: nats.Header{}, Data: EncodeRecord(entries)}
+	// The id lets the server drop a copy of this record should the client resend it (the
+	// client retries by itself when no stream answered).
+	msg.Header.Set(jetstream.MsgIDHeader, r.id)
+	if c.opts.Stream != "" {
+		msg.Header.Set(jetstream.ExpectedStreamHeader, c.opts.Stream)
+	}
+	r.paf, r.err = c.js.PublishMsgAsync(msg)
+	return r
+}
+
+// ack resolves records in publication order and frees their slots.
+func (c *Committer) ack() {
+	defer close(c.done)
+	for r := range c.inflight {
+		err := r.err
+		if err == nil {
+			err = c.await(r)
+		}
+		if err != nil {
+			err = fmt.Errorf("broker: commit %s: record %s of %d entries not acknowledged: %w",
+				c.subject, r.id, len(r.waiters), err)
+			c.log.Warn("broker: record not acknowledged", "record", r.id, "entries", len(r.waiters), "err", err)
+		}
+		for _, w := range r.waiters {
+			w.done <- err
+		}
+		<-c.slots
+	}
+}
+
+// await waits for the record's acknowledgement. The ack timeout resolves every future; a
+// closed connection does not, so it is watched too.
+func (c *Committer) await(r *record) error {
+	select {
+	case pa := <-r.paf.Ok():
+		return c.checkAck(pa)
+	case err := <-r.paf.Err():
+		return err
+	case <-c.b.closed:
+		// An acknowledgement delivered before the connection closed still counts.
+		select {
+		case pa := <-r.paf.Ok():
+			return c.checkAck(pa)
+		case err := <-r.paf.Err():
+			return err
+		default:
+			return fmt.Errorf("connection %w", ErrClosed)
+		}
+	}
+}
+
+func (c *Committer) checkAck(pa *jetstream.PubAck) error {
+	if c.opts.Stream != "" && pa.Stream != c.opts.Stream {
+		return fmt.Errorf("acknowledged by stream %s, want %s", pa.Stream, c.opts.Stream)
+	}
+	return nil
+}
+

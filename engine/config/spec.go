@@ -1,0 +1,323 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"regexp"
+	"time"
+
+	"github.com/osprey-health/osprey/engine/rules"
+	"github.com/osprey-health/osprey/engine/spec"
+)
+
+// Field names of the configuration file, shared by the declarations and the loader.
+const (
+	fieldServer   = "server"
+	fieldChannels = "channels"
+
+	fieldDataDir   = "data_dir"
+	fieldAdmin     = "admin"
+	fieldListen    = "listen"
+	fieldTokens    = "tokens"
+	fieldName      = "name"
+	fieldToken     = "token"
+	fieldRole      = "role"
+	fieldTLS       = "tls"
+	fieldCertFile  = "cert_file"
+	fieldKeyFile   = "key_file"
+	fieldNATS      = "nats"
+	fieldURL       = "url"
+	fieldSync      = "sync"
+	fieldCreds     = "creds"
+	fieldReplicas  = "stream_replicas"
+	fieldStore     = "store"
+	fieldSQLite    = "sqlite"
+	fieldPostgres  = "postgres"
+	fieldRetention = "retention"
+	fieldLog       = "log"
+	fieldLevel     = "level"
+	fieldFormat    = "format"
+
+	fieldEnabled      = "enabled"
+	fieldSource       = "source"
+	fieldFilter       = "filter"
+	fieldTransform    = "transform"
+	fieldDestinations = "destinations"
+	fieldOrdered      = "ordered"
+	fieldOrderedBy    = "ordered_by"
+	fieldDedupe       = "dedupe"
+	fieldWindow       = "window"
+
+	fieldRetry          = "retry"
+	fieldMaxAttempts    = "max_attempts"
+	fieldInitialBackoff = "initial_backoff"
+	fieldMaxBackoff     = "max_backoff"
+	fieldMultiplier     = "multiplier"
+	fieldOnReject       = "on_reject"
+)
+
+// Values of enumerated fields.
+const (
+	RoleAdmin = "admin" // read and write: reload, reprocess, resend
+	RoleRead  = "read"  // dashboards and search only
+
+	SyncAlways = "always" // fsync before every ACK
+	SyncFast   = "fast"   // JetStream's periodic flush: faster, loses acknowledged messages on power failure
+
+	OnRejectRetry      = "retry"       // a peer's AE/AR is retried like a transport failure
+	OnRejectDeadLetter = "dead_letter" // a peer's AE/AR parks the message for the analyst
+)
+
+// Lookup is what the loader needs from a component registry; *engine.Registry satisfies it.
+type Lookup interface {
+	SourceSpec(name string) (spec.Component, bool)
+	DestinationSpec(name string) (spec.Component, bool)
+	SourceNames() []string
+	DestinationNames() []string
+}
+
+var channelNameRe = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]*$`)
+
+// ServerSpec declares the `server` section.
+func ServerSpec() []spec.Field {
+	return []spec.Field{
+		spec.NewString(fieldDataDir, "Directory for the embedded NATS JetStream store, the SQLite database and other "+
+			"state. Relative paths are relative to the working directory of `osprey serve`.").
+			WithDefault("./data"),
+		spec.NewObject(fieldAdmin, "The admin HTTP listener: REST API, dashboard, `/metrics`, `/healthz` and `/readyz`.",
+			spec.NewString(fieldListen, "Address the admin API listens on, host:port. Keep it on loopback or a management "+
+				"network; every `/api` call needs a bearer token.").
+				WithDefault("127.0.0.1:8080").WithExamples("127.0.0.1:8080", "0.0.0.0:8443"),
+			spec.NewObjects(fieldTokens, "Bearer tokens accepted by `/api`. Without any, the API answers 401 to everything "+
+				"but health and metrics.",
+				spec.NewString(fieldName, "Who holds the token; appears in the audit log. Unique.").WithExamples("ops"),
+				spec.NewString(fieldToken, "The token. Give it with `${ENV_VAR}` or `${file:/path}`, never in clear.").
+					AsSecret().WithLint(lintToken).WithExamples("${OSPREY_TOKEN}"),
+				spec.NewString(fieldRole, "`admin` may read and change (reload, reprocess, resend); `read` may only read.").
+					WithEnum(RoleAdmin, RoleRead).WithDefault(RoleRead),
+			).AsOptional(),
+			tlsField("the admin listener"),
+		),
+		spec.NewObject(fieldNATS, "The NATS JetStream backbone: embedded by default, or an external cluster.",
+			spec.NewString(fieldURL, "URL of an external NATS cluster, e.g. `nats://nats-1:4222,nats://nats-2:4222`. "+
+				"Empty runs an embedded server with its store under `data_dir`.").
+				WithDefault("").WithExamples("nats://127.0.0.1:4222"),
+			spec.NewString(fieldListen, "Client listener of the embedded server, for plugins and tools, e.g. "+
+				"`127.0.0.1:4223`. Empty keeps the embedded server in-process only.").
+				WithDefault("").WithExamples("127.0.0.1:4223"),
+			spec.NewString(fieldSync, "Durability of the embedded server. `always` fsyncs before every ACK, so an "+
+				"acknowledged message survives a power failure. `fast` uses JetStream's periodic flush: much faster, "+
+				"but a crash can lose messages already acknowledged to the sender. For an external cluster set "+
+				"`sync_interval: always` on the servers, or rely on R3 replication knowingly.").
+				WithEnum(SyncAlways, SyncFast).WithDefault(SyncAlways),
+			spec.NewString(fieldCreds, "Credentials file for the external cluster (`nats.url`).").
+				WithDefault("").WithExamples("/etc/osprey/osprey.creds"),
+			spec.NewInt(fieldReplicas, "Replicas of each JetStream stream Osprey creates: 1 for the embedded server, "+
+				"3 on a cluster for production.").
+				WithDefault(1).WithLint(intRange(1, 5)),
+		),
+		spec.NewObject(fieldStore, "The message store: searchable history, order context and audit.",
+			spec.NewString(fieldSQLite, "Path of the SQLite database. Empty means `<data_dir>/osprey.db`.").
+				WithDefault(""),
+			spec.NewString(fieldPostgres, "PostgreSQL DSN. When set, PostgreSQL is used instead of SQLite.").
+				AsSecret().WithDefault("").WithExamples("${OSPREY_POSTGRES}"),
+		),
+		spec.NewDuration(fieldRetention, "How long message history is kept; a channel may override it.").
+			WithDefault("720h").WithLint(nonNegative),
+		spec.NewObject(fieldLog, "Process logs (log/slog). Message bodies are never logged.",
+			spec.NewString(fieldLevel, "Lowest level written.").
+				WithEnum("debug", "info", "warn", "error").WithDefault("info"),
+			spec.NewString(fieldFormat, "`json` for log shippers, `text` for a terminal.").
+				WithEnum("json", "text").WithDefault("json"),
+		),
+	}
+}
+
+func tlsField(what string) spec.Field {
+	return spec.NewObject(fieldTLS, "TLS for "+what+". Set both files to serve HTTPS; leave both empty for plain HTTP.",
+		spec.NewString(fieldCertFile, "PEM certificate chain.").WithDefault("").WithExamples("/etc/osprey/tls/cert.pem"),
+		spec.NewString(fieldKeyFile, "PEM private key.").WithDefault("").WithExamples("/etc/osprey/tls/key.pem"),
+	)
+}
+
+// RetrySpec declares a destination's retry policy.
+func RetrySpec() []spec.Field {
+	return []spec.Field{
+		spec.NewInt(fieldMaxAttempts, "Delivery attempts before the message is dead-lettered; 0 retries forever "+
+			"(an ordered channel then waits for the peer).").
+			WithDefault(10).WithLint(intRange(0, 1<<31-1)),
+		spec.NewDuration(fieldInitialBackoff, "Wait before the second attempt.").
+			WithDefault("1s").WithLint(positive),
+		spec.NewDuration(fieldMaxBackoff, "Longest wait between attempts.").
+			WithDefault("5m").WithLint(positive),
+		spec.NewFloat(fieldMultiplier, "Factor the wait grows by after each failed attempt.").
+			WithDefault(2.0).WithLint(func(v any) error {
+				if v.(float64) < 1 {
+					return errors.New("must be at least 1")
+				}
+				return nil
+			}),
+	}
+}
+
+// DestinationSpec declares the fields every destination has besides its connector key.
+func DestinationSpec() []spec.Field {
+	return []spec.Field{
+		spec.NewString(fieldName, "Name of the destination, unique within the channel; it names the destination's "+
+			"queue and appears in the message history.").
+			WithLint(lintName).WithExamples("ris", "ehr-fhir"),
+		spec.NewObject(fieldRetry, "How failed deliveries are retried, with exponential backoff.", RetrySpec()...),
+		spec.NewString(fieldOnReject, "What to do when the peer receives the message and refuses it (HL7 AE/AR, "+
+			"HTTP 4xx): `retry` like a transport failure, or `dead_letter` at once for the analyst.").
+			WithEnum(OnRejectRetry, OnRejectDeadLetter).WithDefault(OnRejectRetry),
+		spec.NewExpr(fieldFilter, "Deliver to this destination only when the expression is true.").
+			AsOptional().WithLint(lintFilter).WithExamples(`msg.Get("MSH-5") == "RIS"`),
+	}
+}
+
+// ChannelSpec declares one item of `channels`, with the sources, destinations and
+// transform steps reg and the rules package know.
+func ChannelSpec(reg Lookup) []spec.Field {
+	var sources, dests []spec.Component
+	for _, n := range reg.SourceNames() {
+		if c, ok := reg.SourceSpec(n); ok {
+			c.Kind = spec.KindSource
+			sources = append(sources, c)
+		}
+	}
+	for _, n := range reg.DestinationNames() {
+		if c, ok := reg.DestinationSpec(n); ok {
+			c.Kind = spec.KindDestination
+			dests = append(dests, c)
+		}
+	}
+	steps := rules.Steps()
+	for i := range steps {
+		steps[i].Kind = spec.KindTransform
+	}
+	return []spec.Field{
+		spec.NewString(fieldName, "Name of the channel: lowercase letters, digits, `-` and `_`, starting with a letter "+
+			"or digit; unique across all files. It names the channel's streams, so renaming a channel starts it afresh.").
+			WithLint(lintName).WithExamples("adt-in", "ris-orders"),
+		spec.NewBool(fieldEnabled, "A disabled channel is validated but not started.").WithDefault(true),
+		spec.NewObject(fieldSource, "Where messages come from: exactly one key naming a source, with that source's "+
+			"configuration as its value.").
+			WithChoices(spec.KindSource, sources...).WithExamples(map[string]any{"mllp": map[string]any{"address": "0.0.0.0:2575"}}),
+		spec.NewExpr(fieldFilter, "Process only messages for which this expression is true; the others are "+
+			"acknowledged, recorded as filtered, and go no further.").
+			AsOptional().WithLint(lintFilter).WithExamples(`msg.Type == "ADT"`, `msg.Event in ["A01", "A04", "A08"]`),
+		spec.NewObjects(fieldTransform, "Steps applied in order to every message that passes the filter. Each item "+
+			"has exactly one key naming the step.").
+			AsOptional().WithChoices(spec.KindTransform, steps...).
+			WithExamples([]any{map[string]any{"set": map[string]any{"path": "PV1-3.1", "value": "ED"}}}),
+		spec.NewObjects(fieldDestinations, "Where messages go. Each item has the fields below and exactly one key "+
+			"naming a destination connector. Every destination has its own queue, retries and dead letters.",
+			DestinationSpec()...).
+			WithChoices(spec.KindDestination, dests...).WithLint(func(v any) error {
+			if len(v.([]*spec.Parsed)) == 0 {
+				return errors.New("a channel needs at least one destination")
+			}
+			return nil
+		}),
+		spec.NewBool(fieldOrdered, "Deliver messages one at a time in the order received, per destination; a "+
+			"failing message holds back the ones after it. ADT feeds usually need it.").WithDefault(false),
+		spec.NewExpr(fieldOrderedBy, "Keep order only among messages with the same key (for example per patient), "+
+			"so one stuck patient does not hold back the others. Mutually exclusive with `ordered: true`.").
+			AsOptional().WithLint(lintKey).WithExamples(`msg.Get("PID-3.1")`),
+		spec.NewObject(fieldDedupe, "Duplicate detection on MSH-10.",
+			spec.NewDuration(fieldWindow, "When above 0, a message with the MSH-10 of one already accepted from the same "+
+				"sender within the window is answered AA and recorded as a duplicate, not processed again.").
+				WithDefault("0s").WithLint(nonNegative),
+		),
+		spec.NewDuration(fieldRetention, "Message history retention for this channel; defaults to `server.retention`.").
+			AsOptional().WithLint(nonNegative),
+	}
+}
+
+// rootSpec declares one configuration file.
+func rootSpec(reg Lookup) []spec.Field {
+	return []spec.Field{
+		spec.NewObject(fieldServer, "Process-wide settings. At most one file of a folder may have them.",
+			ServerSpec()...).AsOptional(),
+		spec.NewObjects(fieldChannels, "The channels: each takes messages from one source, filters and transforms "+
+			"them, and delivers them to its destinations.", ChannelSpec(reg)...).AsOptional(),
+	}
+}
+
+// Sections describes the configuration file for docs and schema: the file itself, the
+// server section, a channel and a destination's common fields, as spec components of kind
+// config.
+func Sections(reg Lookup) []spec.Component {
+	return []spec.Component{
+		{Kind: spec.KindConfig, Name: "file", Summary: "A configuration file (or each file of a folder).",
+			Description: "A configuration is one YAML file or a folder of them (`*.yaml`, `*.yml`, read in name " +
+				"order). `server` may appear in at most one file; the `channels` of all files are concatenated and " +
+				"their names must be unique. Any scalar value may use `${VAR}`, `${VAR:-default}` and " +
+				"`${file:/path}`; `$${` writes a literal `${`.",
+			Fields: rootSpec(reg)},
+		{Kind: spec.KindConfig, Name: fieldServer, Summary: "Process-wide settings.", Fields: ServerSpec()},
+		{Kind: spec.KindConfig, Name: "channel", Summary: "One item of `channels`.", Fields: ChannelSpec(reg)},
+	}
+}
+
+func lintName(v any) error {
+	s := v.(string)
+	if !channelNameRe.MatchString(s) {
+		return fmt.Errorf("%q is not a valid name: use lowercase letters, digits, '-' and '_', starting with a letter or digit", s)
+	}
+	if len(s) > 64 {
+		return fmt.Errorf("name is %d characters long; at most 64", len(s))
+	}
+	return nil
+}
+
+func lintToken(v any) error {
+	if len(v.(string)) < 16 {
+		return errors.New("token is shorter than 16 characters; use a long random value")
+	}
+	return nil
+}
+
+// lintFilter and lintKey compile expressions at load time so a typo is a lint with a
+// position, not a runtime surprise.
+func lintFilter(v any) error {
+	_, err := rules.CompileFilter(v.(string))
+	return err
+}
+
+func lintKey(v any) error {
+	_, err := rules.CompileKey(v.(string))
+	return err
+}
+
+// exprErrorPos lets the spec linter place an expression error on its character.
+func exprErrorPos(err error) (line, col int, msg string, ok bool) {
+	var ee *rules.ExprError
+	if errors.As(err, &ee) {
+		return ee.Line, ee.Col, ee.Msg, true
+	}
+	return 0, 0, "", false
+}
+
+func intRange(lo, hi int) func(any) error {
+	return func(v any) error {
+		if i := v.(int); i < lo || i > hi {
+			return fmt.Errorf("%d is out of range [%d, %d]", i, lo, hi)
+		}
+		return nil
+	}
+}
+
+func nonNegative(v any) error {
+	if v.(time.Duration) < 0 {
+		return errors.New("must not be negative")
+	}
+	return nil
+}
+
+func positive(v any) error {
+	if v.(time.Duration) <= 0 {
+		return errors.New("must be greater than 0")
+	}
+	return nil
+}

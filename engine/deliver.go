@@ -1,0 +1,314 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"math"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/osprey-health/osprey/engine/broker"
+	"github.com/osprey-health/osprey/engine/config"
+	"github.com/osprey-health/osprey/engine/rules"
+	"github.com/osprey-health/osprey/engine/store"
+)
+
+// destination is one configured destination of a channel and its delivery counters.
+type destination struct {
+	ch     *channel
+	name   string
+	typ    string
+	cfg    config.Destination
+	dst    Destination
+	filter *rules.Filter
+
+	sent, errored, dead atomic.Int64
+	mu                  sync.Mutex
+	lastErr             string
+	lastErrAt           time.Time
+}
+
+func (ch *channel) buildDestination(ctx context.Context, dc config.Destination) (*destination, error) {
+	d := &destination{ch: ch, name: dc.Name, typ: dc.Component.Name, cfg: dc}
+	res := Resources{Logger: ch.log.With("destination", dc.Name), DataDir: ch.e.opts.DataDir, Channel: ch.name}
+	var err error
+	if d.dst, err = ch.e.opts.Registry.NewDestination(dc.Component.Name, dc.Component.Conf, res); err != nil {
+		return nil, err
+	}
+	if err := provision(ctx, d.dst); err != nil {
+		return nil, err
+	}
+	if dc.Filter != "" {
+		if d.filter, err = rules.CompileFilter(dc.Filter); err != nil {
+			return nil, fmt.Errorf("filter at %s: %w", dc.FilterPos, err)
+		}
+	}
+	return d, nil
+}
+
+func (d *destination) consumerName() string { return "dest-" + d.name }
+
+func (d *destination) publish(ctx context.Context, id string, entries []broker.Entry) error {
+	return publishRecord(ctx, d.ch.e.opts.Broker, outSubject(d.ch.name, d.name), id, entries)
+}
+
+func (d *destination) status() DestinationStatus {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return DestinationStatus{Name: d.name, Type: d.typ, Sent: d.sent.Load(), Errored: d.errored.Load(),
+		DeadLetters: d.dead.Load(), LastError: d.lastErr, LastErrorAt: d.lastErrAt}
+}
+
+// Delivery lanes: an ordered channel has one, so messages go out strictly in arrival order,
+// a failing one holding the rest until it is delivered or dead-lettered. ordered_by hashes
+// the key to a lane, keeping order per key while keys proceed in parallel. Unordered
+// channels spread messages over all lanes.
+const parallelLanes = 8
+
+// worker delivers one destination's queue.
+type worker struct {
+	d     *destination
+	cons  jetstream.Consumer
+	lanes []chan job
+
+	mu       sync.Mutex
+	inFlight map[*tracker]struct{}
+}
+
+type job struct {
+	entry broker.Entry
+	t     *tracker
+	check bool // the record was delivered before: ask the store whether this entry is done
+}
+
+// tracker acknowledges a record once every entry in it is finished.
+type tracker struct {
+	msg     jetstream.Msg
+	pending atomic.Int32
+}
+
+func (d *destination) newWorker(ctx context.Context) (*worker, error) {
+	lanes := parallelLanes
+	maxAck := 64
+	if d.ch.cfg.Ordered {
+		lanes = 1
+	}
+	cons, err := d.ch.e.opts.Broker.JetStream().CreateOrUpdateConsumer(ctx, outStream(d.ch.name), jetstream.ConsumerConfig{
+		Durable:       d.consumerName(),
+		Description:   "Osprey delivery to " + d.name,
+		FilterSubject: outSubject(d.ch.name, d.name),
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       time.Minute, // kept alive with InProgress while retries back off
+		MaxAckPending: maxAck,
+		MaxDeliver:    -1,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("consumer: %w", err)
+	}
+	w := &worker{d: d, cons: cons, inFlight: map[*tracker]struct{}{}}
+	for range lanes {
+		w.lanes = append(w.lanes, make(chan job, 256))
+	}
+	return w, nil
+}
+
+func (w *worker) run(ctx context.Context) {
+	var wg sync.WaitGroup
+	for _, lane := range w.lanes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for j := range lane {
+				if w.deliver(ctx, j) {
+					w.finish(j.t)
+				}
+			}
+		}()
+	}
+	hbDone := make(chan struct{})
+	go w.heartbeat(ctx, hbDone)
+	consume(ctx, w.cons, w.d.ch.log, 16, func(m jetstream.Msg) { w.dispatch(ctx, m) })
+	for _, lane := range w.lanes {
+		close(lane)
+	}
+	wg.Wait()
+	<-hbDone
+}
+
+func (w *worker) dispatch(ctx context.Context, m jetstream.Msg) {
+	entries, err := broker.DecodeRecord(m.Data())
+	if err != nil {
+		w.d.ch.log.Error("destination record is corrupt; terminated", "destination", w.d.name, "err", err)
+		w.d.note("corrupt record: " + err.Error())
+		_ = m.Term()
+		return
+	}
+	meta, _ := m.Metadata()
+	t := &tracker{msg: m}
+	t.pending.Store(int32(len(entries)))
+	w.mu.Lock()
+	w.inFlight[t] = struct{}{}
+	w.mu.Unlock()
+	check := meta != nil && meta.NumDelivered > 1
+	for i, e := range entries {
+		lane := 0
+		if len(w.lanes) > 1 {
+			key := e.Headers[hdrKey]
+			if key == "" && w.d.ch.orderKey == nil {
+				key = e.ID
+			}
+			h := fnv.New32a()
+			h.Write([]byte(key))
+			lane = int(h.Sum32() % uint32(len(w.lanes)))
+		}
+		select {
+		case w.lanes[lane] <- job{entry: e, t: t, check: check || e.Headers[hdrRequeue] != ""}:
+		case <-ctx.Done():
+			// The rest of this record is not handed out; the record is not acked and comes back.
+			t.pending.Add(-int32(len(entries) - i))
+			return
+		}
+	}
+}
+
+func (w *worker) finish(t *tracker) {
+	if t.pending.Add(-1) != 0 {
+		return
+	}
+	w.mu.Lock()
+	delete(w.inFlight, t)
+	w.mu.Unlock()
+	if err := t.msg.Ack(); err != nil {
+		w.d.ch.log.Warn("ack destination record", "destination", w.d.name, "err", err)
+	}
+}
+
+// heartbeat tells JetStream that records waiting on slow retries are still being worked on.
+func (w *worker) heartbeat(ctx context.Context, done chan struct{}) {
+	defer close(done)
+	t := time.NewTicker(20 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			w.mu.Lock()
+			for tr := range w.inFlight {
+				_ = tr.msg.InProgress()
+			}
+			w.mu.Unlock()
+		}
+	}
+}
+
+// maxSendTime bounds one attempt even if a destination ignores its own timeouts.
+const maxSendTime = 5 * time.Minute
+
+// deliver sends one message until the peer confirms it or the retry policy gives up. It
+// returns false only when ctx ended first: the record is then not acknowledged and the
+// message is delivered after the restart. An attempt already started is allowed to finish
+// (with its own timeout), so a graceful stop does not cause a repeat.
+func (w *worker) deliver(ctx context.Context, j job) bool {
+	d, st := w.d, w.d.ch.e.opts.Store
+	e := j.entry
+	n := 1
+	if j.check {
+		old, err := st.Delivery(ctx, e.ID, d.name)
+		if err == nil {
+			if old.Status != store.DeliveryQueued {
+				return true // delivered or dead-lettered by an earlier pass
+			}
+			n = old.Attempts + 1
+		}
+	}
+	received, _ := time.Parse(time.RFC3339Nano, e.Headers[hdrReceived])
+	msg := &Message{ID: e.ID, Channel: d.ch.name, ContentType: e.Headers[hdrContentType], Body: e.Body, ReceivedAt: received}
+	pol := d.cfg.Retry
+	first := n // a requeued dead letter gets a fresh retry budget; attempt numbers continue
+	for ; ; n++ {
+		if d.ch.waitResumed(ctx) != nil {
+			return false
+		}
+		if ctx.Err() != nil {
+			return false
+		}
+		start := time.Now()
+		sendCtx, cancel := context.WithTimeout(context.Background(), maxSendTime)
+		reply, err := d.dst.Send(sendCtx, msg)
+		cancel()
+		took := time.Since(start)
+		d.ch.e.m.DeliveryTime.WithLabelValues(d.ch.name, d.name).Observe(took.Seconds())
+		a := store.Attempt{Destination: d.name, Number: n, At: start.UTC(), Duration: took, OK: err == nil,
+			ReplySummary: reply.Summary, Reply: reply.Body}
+		status := store.DeliverySent
+		if err != nil {
+			a.Error = err.Error()
+			rejected := errors.Is(err, ErrRejected)
+			kind := "transport"
+			if rejected {
+				kind = "rejected"
+			}
+			d.ch.e.m.Failed.WithLabelValues(d.ch.name, d.name, kind).Inc()
+			d.errored.Add(1)
+			d.note(fmt.Sprintf("message %s attempt %d: %v", e.ID, n, err))
+			status = store.DeliveryQueued
+			if (rejected && d.cfg.OnReject == "dead_letter") || (pol.MaxAttempts > 0 && n-first+1 >= pol.MaxAttempts) {
+				status = store.DeliveryDeadLetter
+			}
+		}
+		// The attempt must be on record before anything else happens, or a restart would send again.
+		if !retry(context.Background(), d.ch, "record attempt", func() error { return st.AddAttempt(context.Background(), e.ID, a, status) }) {
+			return false
+		}
+		switch status {
+		case store.DeliverySent:
+			d.sent.Add(1)
+			d.ch.e.m.Sent.WithLabelValues(d.ch.name, d.name).Inc()
+			if !received.IsZero() {
+				d.ch.e.m.EndToEnd.WithLabelValues(d.ch.name, d.name).Observe(time.Since(received).Seconds())
+			}
+			return true
+		case store.DeliveryDeadLetter:
+			d.dead.Add(1)
+			d.ch.e.m.DeadLetters.WithLabelValues(d.ch.name, d.name).Inc()
+			d.ch.log.Warn("dead-lettered", "destination", d.name, "id", e.ID, "attempts", n, "err", a.Error)
+			return true
+		}
+		if sleepCtx(ctx, backoff(pol, n)) != nil {
+			return false
+		}
+	}
+}
+
+// backoff is the wait after the n-th failed attempt: exponential with a little jitter so
+// many failing messages do not retry in lockstep against a recovering peer.
+func backoff(p config.Retry, n int) time.Duration {
+	initial, maxB, mult := p.InitialBackoff, p.MaxBackoff, p.Multiplier
+	if initial <= 0 {
+		initial = time.Second
+	}
+	if maxB <= 0 {
+		maxB = 5 * time.Minute
+	}
+	if mult < 1 {
+		mult = 2
+	}
+	d := float64(initial) * math.Pow(mult, float64(n-1))
+	if d > float64(maxB) {
+		d = float64(maxB)
+	}
+	return time.Duration(d * (0.9 + 0.2*rand.Float64()))
+}
+
+func (d *destination) note(msg string) {
+	d.mu.Lock()
+	d.lastErr, d.lastErrAt = msg, time.Now()
+	d.mu.Unlock()
+}

@@ -1,0 +1,329 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/osprey-health/osprey/engine/broker"
+	"github.com/osprey-health/osprey/engine/hl7v2"
+	"github.com/osprey-health/osprey/engine/rules"
+	"github.com/osprey-health/osprey/engine/store"
+)
+
+// processor consumes a channel's inbound stream one record (one group commit) at a time:
+// it stores every message, runs filter and transforms, and fans the result out to each
+// destination's queue. A record is acknowledged only after all of that is durable, so a
+// crash anywhere means the record comes back and is processed again; every write on the
+// way is idempotent by message id, so a second pass changes nothing that the first made.
+type processor struct {
+	ch   *channel
+	cons jetstream.Consumer
+}
+
+func (ch *channel) newProcessor(ctx context.Context) (*processor, error) {
+	cons, err := ch.e.opts.Broker.JetStream().CreateOrUpdateConsumer(ctx, inStream(ch.name), jetstream.ConsumerConfig{
+		Durable:       "processor",
+		Description:   "Osprey channel processor",
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       time.Minute,
+		MaxAckPending: 1, // records in arrival order; each carries up to a few hundred messages
+		MaxDeliver:    -1,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("inbound consumer: %w", err)
+	}
+	return &processor{ch: ch, cons: cons}, nil
+}
+
+func (p *processor) run(ctx context.Context) {
+	consume(ctx, p.cons, p.ch.log, 1, func(m jetstream.Msg) { p.handle(ctx, m) })
+}
+
+// consume pulls messages until ctx ends and hands each to fn, in order.
+func consume(ctx context.Context, cons jetstream.Consumer, log interface{ Warn(string, ...any) }, max int, fn func(jetstream.Msg)) {
+	for ctx.Err() == nil {
+		it, err := cons.Messages(jetstream.PullMaxMessages(max))
+		if err != nil {
+			log.Warn("consumer: pull", "err", err)
+			if sleepCtx(ctx, time.Second) != nil {
+				return
+			}
+			continue
+		}
+		stop := context.AfterFunc(ctx, it.Stop)
+		for {
+			m, err := it.Next()
+			if err != nil {
+				if !errors.Is(err, jetstream.ErrMsgIteratorClosed) && ctx.Err() == nil {
+					log.Warn("consumer: next", "err", err)
+				}
+				break
+			}
+			fn(m)
+		}
+		stop()
+		it.Stop()
+	}
+}
+
+// outcome is what processing decided for one message.
+type outcome struct {
+	rec     store.Message
+	stages  []store.Stage
+	entries map[*destination]broker.Entry
+}
+
+func (p *processor) handle(ctx context.Context, m jetstream.Msg) {
+	ch := p.ch
+	entries, err := broker.DecodeRecord(m.Data())
+	meta, _ := m.Metadata()
+	if err != nil {
+		// Nothing in it can be read, now or later; keep it out of the way but say so loudly.
+		ch.log.Error("inbound record is corrupt; terminated", "stream_seq", seqOf(meta), "err", err)
+		ch.noteError("corrupt inbound record: " + err.Error())
+		_ = m.Term()
+		return
+	}
+	redelivered := meta != nil && meta.NumDelivered > 1
+	outs := make([]outcome, len(entries))
+	recs := make([]store.Message, len(entries))
+	for i, e := range entries {
+		outs[i] = ch.process(e)
+		recs[i] = outs[i].rec
+	}
+	st := ch.e.opts.Store
+	if !retry(ctx, ch, "store messages", func() error { return st.PutMessages(ctx, recs) }) {
+		return
+	}
+	var deliveries []store.Delivery
+	perDest := map[*destination][]broker.Entry{}
+	for _, o := range outs {
+		if len(o.stages) > 0 {
+			if !retry(ctx, ch, "store stages", func() error { return st.AddStages(ctx, o.rec.ID, o.stages) }) {
+				return
+			}
+		}
+		for d, e := range o.entries {
+			if redelivered {
+				// A first pass may have got this far and the destination may have delivered it since.
+				old, err := st.Delivery(ctx, o.rec.ID, d.name)
+				if err == nil {
+					if old.Status == store.DeliveryQueued {
+						perDest[d] = append(perDest[d], e)
+					}
+					continue
+				}
+			}
+			deliveries = append(deliveries, store.Delivery{MessageID: o.rec.ID, Channel: ch.name, Destination: d.name,
+				Status: store.DeliveryQueued, UpdatedAt: time.Now().UTC(), Payload: e.Body})
+			perDest[d] = append(perDest[d], e)
+		}
+	}
+	if len(deliveries) > 0 && !retry(ctx, ch, "store deliveries", func() error { return st.PutDeliveries(ctx, deliveries) }) {
+		return
+	}
+	for _, d := range ch.dests {
+		es := perDest[d]
+		if len(es) == 0 {
+			continue
+		}
+		id := fmt.Sprintf("%s:%d:%s", ch.name, seqOf(meta), d.name)
+		if !retry(ctx, ch, "queue for "+d.name, func() error { return d.publish(ctx, id, es) }) {
+			return
+		}
+	}
+	if err := m.Ack(); err != nil {
+		ch.log.Warn("ack inbound record", "err", err) // it comes back and is found already done
+	}
+}
+
+func seqOf(meta *jetstream.MsgMetadata) uint64 {
+	if meta == nil {
+		return 0
+	}
+	return meta.Sequence.Stream
+}
+
+// process runs one message through filter and transforms. It is pure apart from counters:
+// what it decides is written by handle.
+func (ch *channel) process(e broker.Entry) outcome {
+	received, _ := time.Parse(time.RFC3339Nano, e.Headers[hdrReceived])
+	o := outcome{rec: store.Message{ID: e.ID, Channel: ch.name, ContentType: e.Headers[hdrContentType], Raw: e.Body,
+		ReceivedAt: received, Source: metaFromHeaders(e.Headers), Status: store.StatusQueued,
+		ReprocessOf: e.Headers[hdrReprocessOf], UpdatedAt: time.Now().UTC()}}
+	var msg *hl7v2.Message
+	if o.rec.ContentType == ContentHL7v2 {
+		if parsed, err := hl7v2.Parse(e.Body); err == nil {
+			msg = parsed
+			keyFields(&o.rec, msg)
+		}
+	}
+	switch e.Headers[hdrVerdict] {
+	case "rejected":
+		o.rec.Status, o.rec.Error = store.StatusRejected, e.Headers[hdrReason]
+		return o
+	case "duplicate":
+		o.rec.Status, o.rec.Error = store.StatusDuplicate, "duplicate of message "+e.Headers[hdrReason]
+		return o
+	}
+	var env rules.Env
+	if msg != nil {
+		env = rules.NewEnv(msg, ch.name, o.rec.Source)
+	}
+	now := func() time.Time { return time.Now().UTC() }
+	fail := func(stage string, err error) outcome {
+		o.stages = append(o.stages, store.Stage{Seq: len(o.stages) + 1, Name: stage, At: now(), Error: err.Error()})
+		o.rec.Status, o.rec.Error = store.StatusError, stage+": "+err.Error()
+		ch.errored.Add(1)
+		ch.e.m.ProcessErrors.WithLabelValues(ch.name, stage).Inc()
+		ch.noteError(fmt.Sprintf("message %s: %s", e.ID, o.rec.Error))
+		return o
+	}
+	if ch.filter != nil && msg != nil {
+		ok, err := ch.filter.Match(env)
+		if err != nil {
+			return fail("filter", err)
+		}
+		if !ok {
+			o.stages = append(o.stages, store.Stage{Seq: 1, Name: "filter", At: now(), Error: ""})
+			o.rec.Status = store.StatusFiltered
+			ch.filtered.Add(1)
+			ch.e.m.Filtered.WithLabelValues(ch.name).Inc()
+			return o
+		}
+	}
+	body := e.Body
+	if msg != nil && len(ch.steps) > 0 {
+		for i, s := range ch.steps {
+			if err := s.Apply(context.Background(), env); err != nil {
+				return fail(ch.stepNames[i], err)
+			}
+			body = msg.Encode()
+			o.stages = append(o.stages, store.Stage{Seq: len(o.stages) + 1, Name: ch.stepNames[i], At: now(), Output: body})
+		}
+	}
+	hdr := map[string]string{hdrReceived: e.Headers[hdrReceived], hdrContentType: o.rec.ContentType}
+	if ch.orderKey != nil && msg != nil {
+		k, err := ch.orderKey.Eval(env)
+		if err != nil {
+			return fail("ordered_by", err)
+		}
+		hdr[hdrKey] = k
+	}
+	o.entries = map[*destination]broker.Entry{}
+	for _, d := range ch.dests {
+		if d.filter != nil && msg != nil {
+			ok, err := d.filter.Match(env)
+			if err != nil {
+				return fail("destination "+d.name+" filter", err)
+			}
+			if !ok {
+				continue
+			}
+		}
+		o.entries[d] = broker.Entry{ID: e.ID, Headers: hdr, Body: body}
+	}
+	if len(o.entries) == 0 {
+		o.rec.Status = store.StatusFiltered
+		ch.filtered.Add(1)
+		ch.e.m.Filtered.WithLabelValues(ch.name).Inc()
+	}
+	return o
+}
+
+// keyFields copies the fields analysts search by into the store record.
+func keyFields(r *store.Message, m *hl7v2.Message) {
+	r.ControlID = m.ControlID()
+	r.MessageType = m.Type()
+	if ev := m.Event(); ev != "" {
+		r.MessageType += "^" + ev
+	}
+	r.PatientID = m.Get("PID-3.1")
+	r.Accession = firstOf(m.Get("OBR-18"), m.Get("OBR-3.1"), m.Get("ORC-3.1"))
+	r.Sender = senderOf(m)
+}
+
+// senderOf identifies the sending system as MSH-3^MSH-4 (application and facility).
+func senderOf(m *hl7v2.Message) string { return m.Get("MSH-3.1") + "^" + m.Get("MSH-4.1") }
+
+func firstOf(vs ...string) string {
+	for _, v := range vs {
+		if v != "" {
+			return v
+		}
+	}
+	return ""
+}
+
+// retry runs fn until it succeeds or ctx ends, backing off; a store or NATS outage holds the
+// pipeline instead of losing work. It reports whether fn succeeded.
+func retry(ctx context.Context, ch *channel, what string, fn func() error) bool {
+	delay := 100 * time.Millisecond
+	for {
+		err := fn()
+		if err == nil {
+			return true
+		}
+		ch.log.Warn("retrying", "what", what, "err", err, "in", delay)
+		ch.noteError(what + ": " + err.Error())
+		if sleepCtx(ctx, delay) != nil {
+			return false
+		}
+		delay = min(delay*2, 10*time.Second)
+	}
+}
+
+func sleepCtx(ctx context.Context, d time.Duration) error {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-t.C:
+		return nil
+	}
+}
+
+// publishRecord writes entries to subject as one or more records no larger than the
+// connection's max payload, each with a Nats-Msg-Id so a retried publish is not duplicated.
+func publishRecord(ctx context.Context, b *broker.Broker, subject, id string, entries []broker.Entry) error {
+	limit := int(b.Conn().MaxPayload()) - 4096
+	for part, chunk := range chunkEntries(entries, limit) {
+		m := nats.NewMsg(subject)
+		m.Data = broker.EncodeRecord(chunk)
+		m.Header.Set(jetstream.MsgIDHeader, fmt.Sprintf("%s:%d", id, part))
+		if _, err := b.JetStream().PublishMsg(ctx, m); err != nil {
+			return fmt.Errorf("publish %s: %w", subject, err)
+		}
+	}
+	return nil
+}
+
+// chunkEntries splits entries into runs whose encoded size stays under limit; an entry
+// bigger than limit travels alone (and fails to publish with a clear error).
+func chunkEntries(entries []broker.Entry, limit int) [][]broker.Entry {
+	var out [][]broker.Entry
+	var cur []broker.Entry
+	size := 0
+	for _, e := range entries {
+		n := len(e.Body) + len(e.ID) + 64
+		for k, v := range e.Headers {
+			n += len(k) + len(v) + 8
+		}
+		if len(cur) > 0 && size+n > limit {
+			out = append(out, cur)
+			cur, size = nil, 0
+		}
+		cur = append(cur, e)
+		size += n
+	}
+	if len(cur) > 0 {
+		out = append(out, cur)
+	}
+	return out
+}

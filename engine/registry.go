@@ -1,0 +1,156 @@
+package engine
+
+import (
+	"fmt"
+	"sort"
+	"sync"
+
+	"github.com/osprey-health/osprey/engine/spec"
+)
+
+// SourceConstructor builds a source from its parsed config. It must not start anything:
+// listeners open in Run, so `osprey validate` can construct every component safely.
+type SourceConstructor func(conf *spec.Parsed, res Resources) (Source, error)
+
+// DestinationConstructor builds a destination from its parsed config, without side effects.
+type DestinationConstructor func(conf *spec.Parsed, res Resources) (Destination, error)
+
+type sourceEntry struct {
+	spec spec.Component
+	ctor SourceConstructor
+}
+
+type destinationEntry struct {
+	spec spec.Component
+	ctor DestinationConstructor
+}
+
+// Registry holds the components an engine can build. Connectors register into Global from
+// init(), like database/sql drivers; tests build their own with NewRegistry so they see only
+// the connectors they import on purpose.
+type Registry struct {
+	mu           sync.RWMutex
+	sources      map[string]sourceEntry
+	destinations map[string]destinationEntry
+}
+
+// NewRegistry returns an empty registry.
+func NewRegistry() *Registry {
+	return &Registry{sources: map[string]sourceEntry{}, destinations: map[string]destinationEntry{}}
+}
+
+// Global is the registry that connector packages register into from init().
+var Global = NewRegistry()
+
+// RegisterSource adds a source to Global. It panics on a duplicate or malformed name,
+// because that can only be a programming error found at start-up.
+func RegisterSource(c spec.Component, ctor SourceConstructor) { Global.RegisterSource(c, ctor) }
+
+// RegisterDestination adds a destination to Global; it panics like RegisterSource.
+func RegisterDestination(c spec.Component, ctor DestinationConstructor) {
+	Global.RegisterDestination(c, ctor)
+}
+
+// RegisterSource adds a source to r.
+func (r *Registry) RegisterSource(c spec.Component, ctor SourceConstructor) {
+	c.Kind = spec.KindSource
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	mustBeNew(c, r.sources[c.Name].ctor != nil, ctor == nil)
+	r.sources[c.Name] = sourceEntry{c, ctor}
+}
+
+// RegisterDestination adds a destination to r.
+func (r *Registry) RegisterDestination(c spec.Component, ctor DestinationConstructor) {
+	c.Kind = spec.KindDestination
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	mustBeNew(c, r.destinations[c.Name].ctor != nil, ctor == nil)
+	r.destinations[c.Name] = destinationEntry{c, ctor}
+}
+
+func mustBeNew(c spec.Component, exists, nilCtor bool) {
+	switch {
+	case c.Name == "":
+		panic("engine: register component with empty name")
+	case nilCtor:
+		panic("engine: register " + c.ID() + " with nil constructor")
+	case exists:
+		panic("engine: component " + c.ID() + " registered twice")
+	}
+}
+
+// SourceSpec returns the declaration of a registered source.
+func (r *Registry) SourceSpec(name string) (spec.Component, bool) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	e, ok := r.sources[name]
+	return e.spec, ok
+}
+
+// DestinationSpec returns the declaration of a registered destination.
+func (r *Registry) DestinationSpec(name string) (spec.Component, bool) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	e, ok := r.destinations[name]
+	return e.spec, ok
+}
+
+// NewSource builds the named source.
+func (r *Registry) NewSource(name string, conf *spec.Parsed, res Resources) (Source, error) {
+	r.mu.RLock()
+	e, ok := r.sources[name]
+	r.mu.RUnlock()
+	if !ok {
+		return nil, fmt.Errorf("unknown source %q (known: %v)", name, r.SourceNames())
+	}
+	return e.ctor(conf, res)
+}
+
+// NewDestination builds the named destination.
+func (r *Registry) NewDestination(name string, conf *spec.Parsed, res Resources) (Destination, error) {
+	r.mu.RLock()
+	e, ok := r.destinations[name]
+	r.mu.RUnlock()
+	if !ok {
+		return nil, fmt.Errorf("unknown destination %q (known: %v)", name, r.DestinationNames())
+	}
+	return e.ctor(conf, res)
+}
+
+// SourceNames lists registered sources, sorted.
+func (r *Registry) SourceNames() []string {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return sortedKeys(r.sources)
+}
+
+// DestinationNames lists registered destinations, sorted.
+func (r *Registry) DestinationNames() []string {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return sortedKeys(r.destinations)
+}
+
+// Components lists every registered declaration, sources first, for docs and schema.
+func (r *Registry) Components() []spec.Component {
+	var out []spec.Component
+	for _, n := range r.SourceNames() {
+		c, _ := r.SourceSpec(n)
+		out = append(out, c)
+	}
+	for _, n := range r.DestinationNames() {
+		c, _ := r.DestinationSpec(n)
+		out = append(out, c)
+	}
+	return out
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}

@@ -1,0 +1,372 @@
+package rules
+
+import (
+	"errors"
+	"fmt"
+	"reflect"
+	"regexp"
+	"strings"
+	"sync"
+	"unicode/utf8"
+
+	"github.com/expr-lang/expr"
+	"github.com/expr-lang/expr/ast"
+	"github.com/expr-lang/expr/file"
+	"github.com/expr-lang/expr/vm"
+
+	"github.com/osprey-health/osprey/engine/hl7v2"
+)
+
+// ExprError is a compile or evaluation error inside an expression. Line and Col are 1-based
+// and count characters (not bytes) from the start of the expression source, so a config
+// loader can add them to the position of the YAML value that holds the expression.
+type ExprError struct {
+	Line, Col int
+	Msg       string
+}
+
+func (e *ExprError) Error() string {
+	return fmt.Sprintf("line %d, column %d: %s", e.Line, e.Col, e.Msg)
+}
+
+// ExprPosition returns Line and Col. It lets packages that cannot import rules (the config
+// linter) find the position with errors.As and an interface, and map it into the file.
+func (e *ExprError) ExprPosition() (line, col int) { return e.Line, e.Col }
+
+// Filter is a compiled boolean expression over [Env].
+type Filter struct {
+	src  string
+	prog *vm.Program
+}
+
+// Key is a compiled string expression over [Env], used for ordering keys and computed
+// field values.
+type Key struct {
+	src  string
+	prog *vm.Program
+}
+
+var (
+	boolType   = reflect.TypeOf(true)
+	stringType = reflect.TypeOf("")
+	viewType   = reflect.TypeOf((*MsgView)(nil))
+)
+
+// CompileFilter compiles a filter expression. Syntax errors, unknown names, type errors,
+// malformed path literals and a result that is not a boolean are reported as *ExprError.
+func CompileFilter(src string) (*Filter, error) {
+	prog, err := compile(src, boolType, "filter")
+	if err != nil {
+		return nil, err
+	}
+	return &Filter{src: src, prog: prog}, nil
+}
+
+// Match evaluates the filter for one message.
+func (f *Filter) Match(env Env) (bool, error) {
+	out, err := run(f.prog, env)
+	if err != nil {
+		return false, fmt.Errorf("filter: %w", err)
+	}
+	b, ok := out.(bool)
+	if !ok {
+		// Only reachable when part of the expression has no static type (a value of type any).
+		return false, fmt.Errorf("filter: result is %s, not bool", describe(out))
+	}
+	return b, nil
+}
+
+// String returns the source of the filter.
+func (f *Filter) String() string { return f.src }
+
+// CompileKey compiles an expression that must yield a string. A number must be converted
+// explicitly with string(...), so that a key never changes form silently.
+func CompileKey(src string) (*Key, error) {
+	prog, err := compile(src, stringType, "key")
+	if err != nil {
+		return nil, err
+	}
+	return &Key{src: src, prog: prog}, nil
+}
+
+// Eval evaluates the key for one message.
+func (k *Key) Eval(env Env) (string, error) {
+	out, err := run(k.prog, env)
+	if err != nil {
+		return "", fmt.Errorf("key: %w", err)
+	}
+	s, ok := out.(string)
+	if !ok {
+		return "", fmt.Errorf("key: result is %s, not string", describe(out))
+	}
+	return s, nil
+}
+
+// String returns the source of the key.
+func (k *Key) String() string { return k.src }
+
+// vms are reused between evaluations: a VM keeps its stack, so a warm filter evaluation
+// allocates almost nothing.
+var vms = sync.Pool{New: func() any { return new(vm.VM) }}
+
+func run(prog *vm.Program, env Env) (any, error) {
+	machine := vms.Get().(*vm.VM)
+	out, err := machine.Run(prog, env)
+	vms.Put(machine)
+	if err != nil {
+		return nil, toExprError(prog.Source().String(), err)
+	}
+	return out, nil
+}
+
+func compile(src string, want reflect.Type, what string) (*vm.Program, error) {
+	if strings.TrimSpace(src) == "" {
+		return nil, &ExprError{Line: 1, Col: 1, Msg: what + " is empty"}
+	}
+	lits := &literalCheck{}
+	opts := append([]expr.Option{expr.Env(Env{}), expr.Patch(lits)}, functions...)
+	prog, err := expr.Compile(src, opts...)
+	var first *ExprError
+	if err != nil {
+		first = toExprError(src, err)
+	}
+	// The literal check runs on the typed tree before the final type check, so it may have
+	// found a bad path even when the type check also failed: report whichever comes first.
+	for _, le := range lits.errs {
+		e := &ExprError{Msg: le.msg}
+		e.Line, e.Col = position(src, le.from)
+		if first == nil || e.Line < first.Line || e.Line == first.Line && e.Col < first.Col {
+			first = e
+		}
+	}
+	if first != nil {
+		return nil, first
+	}
+	got := prog.Node().Type()
+	if got != nil && got.Kind() != reflect.Interface && got != want {
+		e := &ExprError{Msg: fmt.Sprintf("%s must be a %s expression, but this one yields %s", what, typeWord(want), typeName(got))}
+		if want == stringType && isNumber(got) {
+			e.Msg += "; convert it with string(...)"
+		}
+		e.Line, e.Col = position(src, firstNonSpace(src))
+		return nil, e
+	}
+	return prog, nil
+}
+
+// toExprError turns expr's errors into positioned ExprErrors with messages that speak of
+// the configuration's names rather than Go types.
+func toExprError(src string, err error) *ExprError {
+	var fe *file.Error
+	if !errors.As(err, &fe) {
+		return &ExprError{Line: 1, Col: 1, Msg: humanize(err.Error())}
+	}
+	e := &ExprError{Msg: suggest(humanize(strings.TrimSpace(fe.Message)))}
+	if fe.Prev != nil && !strings.Contains(fe.Message, fe.Prev.Error()) {
+		e.Msg += ": " + humanize(fe.Prev.Error())
+	}
+	e.Line, e.Col = position(src, fe.From)
+	return e
+}
+
+var goNames = strings.NewReplacer(
+	"*rules.MsgView", "msg",
+	"rules.MsgView", "msg",
+	"rules.Env", "the environment",
+	"interface {}", "any",
+)
+
+func humanize(s string) string { return goNames.Replace(s) }
+
+// position converts a character offset into a 1-based line and column.
+func position(src string, from int) (line, col int) {
+	line, col = 1, 1
+	n := 0
+	for _, r := range src {
+		if n == from {
+			break
+		}
+		n++
+		if r == '\n' {
+			line++
+			col = 1
+		} else {
+			col++
+		}
+	}
+	return line, col
+}
+
+func firstNonSpace(src string) int {
+	n := 0
+	for _, r := range src {
+		if r != ' ' && r != '\t' && r != '\n' && r != '\r' {
+			return n
+		}
+		n++
+	}
+	return 0
+}
+
+func typeWord(t reflect.Type) string {
+	if t == boolType {
+		return "boolean"
+	}
+	return t.String()
+}
+
+func typeName(t reflect.Type) string {
+	switch {
+	case t == viewType:
+		return "msg"
+	case t.Kind() == reflect.Map && t.Key().Kind() == reflect.String && t.Elem().Kind() == reflect.String:
+		return "map of strings"
+	}
+	return humanize(t.String())
+}
+
+func isNumber(t reflect.Type) bool {
+	switch t.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64,
+		reflect.Float32, reflect.Float64:
+		return true
+	}
+	return false
+}
+
+func describe(v any) string {
+	if v == nil {
+		return "nil"
+	}
+	return humanize(reflect.TypeOf(v).String())
+}
+
+// literalCheck is an expr patcher that validates constant arguments at compile time:
+// HL7 paths given to msg.Get and msg.Has, segment names given to msg.Count, and dates given
+// to hl7date and age. It only records problems; compile reports them with positions.
+type literalCheck struct {
+	errs []literalError
+}
+
+type literalError struct {
+	from int
+	msg  string
+}
+
+func (c *literalCheck) Visit(node *ast.Node) {
+	call, ok := (*node).(*ast.CallNode)
+	if !ok || len(call.Arguments) == 0 {
+		return
+	}
+	arg, ok := call.Arguments[0].(*ast.StringNode)
+	if !ok {
+		return
+	}
+	switch callee := call.Callee.(type) {
+	case *ast.MemberNode:
+		name, ok := callee.Property.(*ast.StringNode)
+		if !ok || callee.Node.Type() != viewType {
+			return
+		}
+		switch name.Value {
+		case "Get", "Has":
+			if _, err := hl7v2.ParsePath(arg.Value); err != nil {
+				c.fail(arg, fmt.Sprintf("msg.%s: %s", name.Value, pathMessage(arg.Value, err)))
+			}
+		case "Count":
+			if !validSegmentName(arg.Value) {
+				c.fail(arg, fmt.Sprintf("msg.Count: %q is not a segment name (three letters or digits, such as \"OBX\")", arg.Value))
+			}
+		}
+	case *ast.IdentifierNode:
+		switch callee.Value {
+		case "hl7date", "age":
+			if _, err := ParseHL7Time(arg.Value); err != nil {
+				c.fail(arg, fmt.Sprintf("%s: %v", callee.Value, err))
+			}
+		}
+	}
+}
+
+func (c *literalCheck) fail(n ast.Node, msg string) {
+	c.errs = append(c.errs, literalError{from: n.Location().From, msg: msg})
+}
+
+// validSegmentName reports whether s looks like an HL7 segment ID: three upper-case letters
+// or digits, the first a letter.
+func validSegmentName(s string) bool {
+	if utf8.RuneCountInString(s) != 3 {
+		return false
+	}
+	for i := 0; i < 3; i++ {
+		c := s[i]
+		switch {
+		case c >= 'A' && c <= 'Z':
+		case c >= '0' && c <= '9' && i > 0:
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// Names an expression can use, for "did you mean" hints.
+var (
+	msgMembers = []string{"Type", "Event", "ControlID", "Version", "Sender", "Facility", "Get", "Has", "Count"}
+	topNames   = []string{"msg", "channel", "meta", "hl7date", "age", "now"}
+	unknownRe  = regexp.MustCompile(`^(?:type msg has no (?:field|method) |unknown name )(\w+)$`)
+)
+
+// suggest appends the closest known name to an "unknown name" message.
+func suggest(msg string) string {
+	m := unknownRe.FindStringSubmatch(msg)
+	if m == nil {
+		return msg
+	}
+	names := topNames
+	if strings.HasPrefix(msg, "type msg") {
+		names = msgMembers
+	}
+	best, bestD := "", 0
+	for _, n := range names {
+		// One edit per three letters is a typo; more is another word.
+		d := distance(strings.ToLower(m[1]), strings.ToLower(n))
+		if d <= max(1, len(n)/3) && (best == "" || d < bestD) {
+			best, bestD = n, d
+		}
+	}
+	if best != "" {
+		return msg + " (did you mean " + best + "?)"
+	}
+	if strings.HasPrefix(msg, "type msg") {
+		return msg + " (msg has " + strings.Join(msgMembers, ", ") + ")"
+	}
+	return msg + " (known names: " + strings.Join(topNames, ", ") + ")"
+}
+
+// distance is the optimal string alignment distance between a and b: the Levenshtein
+// distance with a swap of two neighbours counted as one edit, the commonest typo.
+func distance(a, b string) int {
+	d := make([][]int, len(a)+1)
+	for i := range d {
+		d[i] = make([]int, len(b)+1)
+		d[i][0] = i
+	}
+	for j := range d[0] {
+		d[0][j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			d[i][j] = min(d[i-1][j]+1, d[i][j-1]+1, d[i-1][j-1]+cost)
+			if i > 1 && j > 1 && a[i-1] == b[j-2] && a[i-2] == b[j-1] {
+				d[i][j] = min(d[i][j], d[i-2][j-2]+1)
+			}
+		}
+	}
+	return d[len(a)][len(b)]
+}

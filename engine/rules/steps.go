@@ -1,0 +1,431 @@
+package rules
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/osprey-health/osprey/engine/hl7v2"
+	"github.com/osprey-health/osprey/engine/spec"
+)
+
+// Step is one transform step of a channel. Apply edits the message behind env.Msg in place;
+// the header fields of env.Msg are refreshed afterwards, so a later step (or the channel's
+// routing) sees the edit. A compiled Step is safe for concurrent use.
+type Step interface {
+	Apply(ctx context.Context, env Env) error
+}
+
+// Step names, as written in a channel's transform list.
+const (
+	StepSet    = "set"
+	StepCopy   = "copy"
+	StepDelete = "delete"
+	StepMap    = "map"
+)
+
+// Field names shared by the step declarations.
+const (
+	fieldIf           = "if"
+	fieldPath         = "path"
+	fieldPaths        = "paths"
+	fieldValue        = "value"
+	fieldExpr         = "expr"
+	fieldFrom         = "from"
+	fieldTo           = "to"
+	fieldTable        = "table"
+	fieldFile         = "file"
+	fieldDefault      = "default"
+	fieldKeepUnmapped = "keep_unmapped"
+)
+
+// ErrUnknownStep is returned by NewStep for a name that is not a built-in step.
+var ErrUnknownStep = errors.New("unknown transform step")
+
+// Steps returns the declarations of every built-in step, for config linting and docs.
+func Steps() []spec.Component {
+	return []spec.Component{setSpec(), copySpec(), deleteSpec(), mapSpec()}
+}
+
+// NewStep builds the named step from its parsed configuration. baseDir is the directory
+// relative table files are resolved against (the directory of the config file). Everything
+// that can be checked is checked here, once: paths, expressions and table files.
+func NewStep(name string, conf *spec.Parsed, baseDir string) (Step, error) {
+	var (
+		s   Step
+		err error
+	)
+	switch name {
+	case StepSet:
+		s, err = newSet(conf)
+	case StepCopy:
+		s, err = newCopy(conf)
+	case StepDelete:
+		s, err = newDelete(conf)
+	case StepMap:
+		s, err = newMap(conf, baseDir)
+	default:
+		return nil, fmt.Errorf("%w %q (known: %s)", ErrUnknownStep, name, strings.Join(stepNames(), ", "))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("transform %s: %w", name, err)
+	}
+	if conf.Has(fieldIf) {
+		cond, err := CompileFilter(conf.String(fieldIf))
+		if err != nil {
+			return nil, fmt.Errorf("transform %s: %w", name, exprFieldError(conf, fieldIf, err))
+		}
+		s = &guarded{cond: cond, name: name, step: s}
+	}
+	return s, nil
+}
+
+// FieldError is an expression error in a step's configuration, positioned in the config
+// file. It unwraps to the *ExprError, whose Line and Col stay relative to the expression.
+type FieldError struct {
+	Pos   string // "file:line:col" of the error inside the file, or "line:col" without a file
+	Field string // the config field holding the expression, e.g. "expr" or "if"
+	Err   *ExprError
+}
+
+func (e *FieldError) Error() string { return e.Pos + ": " + e.Field + ": " + e.Err.Msg }
+func (e *FieldError) Unwrap() error { return e.Err }
+
+// exprFieldError positions err, when it is an *ExprError, in the config file.
+func exprFieldError(conf *spec.Parsed, field string, err error) error {
+	var ee *ExprError
+	if !errors.As(err, &ee) {
+		return fmt.Errorf("%s: %w", fieldDesc(conf, field), err)
+	}
+	file, line, col := conf.ExprPos(field, ee.Line, ee.Col)
+	pos := fmt.Sprintf("%d:%d", line, col)
+	if file != "" {
+		pos = file + ":" + pos
+	}
+	return &FieldError{Pos: pos, Field: field, Err: ee}
+}
+
+func stepNames() []string {
+	var names []string
+	for _, c := range Steps() {
+		names = append(names, c.Name)
+	}
+	return names
+}
+
+// fieldDesc names a config field for an error, with its position when the config came
+// from a file.
+func fieldDesc(conf *spec.Parsed, name string) string {
+	if pos := conf.Pos(name); pos != "" {
+		return pos + ": " + name
+	}
+	return name
+}
+
+// --- field declarations -------------------------------------------------------------
+
+func ifField() spec.Field {
+	return spec.NewExpr(fieldIf, "Apply the step only when this filter expression is true; "+
+		"the same language and environment as the channel filter.").
+		AsOptional().
+		WithExamples(`msg.Type == "ORM"`, `msg.Has("PV1-3.1")`).
+		WithLint(lintFilter)
+}
+
+func pathField(name, desc string) spec.Field {
+	return spec.NewString(name, desc).WithLint(lintPath)
+}
+
+func lintPath(v any) error {
+	s, _ := v.(string)
+	_, err := checkPath(s)
+	return err
+}
+
+func lintFilter(v any) error {
+	s, _ := v.(string)
+	_, err := CompileFilter(s)
+	return err
+}
+
+func lintKey(v any) error {
+	s, _ := v.(string)
+	_, err := CompileKey(s)
+	return err
+}
+
+func checkPath(s string) (hl7v2.Path, error) {
+	p, err := hl7v2.ParsePath(s)
+	if err != nil {
+		return p, &pathError{msg: pathMessage(s, err), err: err}
+	}
+	return p, nil
+}
+
+// pathError keeps hl7v2's error for errors.Is while saying it once, without the package
+// prefix that would only repeat what the step name already says.
+type pathError struct {
+	msg string
+	err error
+}
+
+func (e *pathError) Error() string { return e.msg }
+func (e *pathError) Unwrap() error { return e.err }
+
+// pathMessage phrases a ParsePath error for an analyst: `invalid path "PID-3,1": want ...`.
+func pathMessage(path string, err error) string {
+	msg := strings.TrimPrefix(err.Error(), "hl7v2: ")
+	if !strings.Contains(msg, path) {
+		msg = fmt.Sprintf("invalid path %q: %s", path, msg)
+	}
+	return msg
+}
+
+// --- set ------------------------------------------------------------------------------
+
+func setSpec() spec.Component {
+	return spec.Component{
+		Kind:    spec.KindTransform,
+		Name:    StepSet,
+		Summary: "Sets a field to a constant or to the result of an expression.",
+		Description: "Exactly one of `value` and `expr` is given. The value is escaped on the way " +
+			"in, so a `|` or `^` in it stays data and never creates a new field or component. " +
+			"Setting a field of a segment the message lacks appends that segment.",
+		Fields: []spec.Field{
+			pathField(fieldPath, "The HL7 path to set, e.g. `MSH-5` or `PV1-3.1`.").
+				WithExamples("MSH-5", "PV1-3.1", "OBR-4[1].2"),
+			spec.NewString(fieldValue, "The constant value to write.").AsOptional().
+				WithExamples("RIS", ""),
+			spec.NewExpr(fieldExpr, "A string expression over the message whose result is written.").
+				AsOptional().WithLint(lintKey).
+				WithExamples(`upper(msg.Get("PID-5.1"))`, `msg.Facility + "-" + msg.Get("PV1-3.1")`),
+			ifField(),
+		},
+		Examples: []spec.Example{
+			{
+				Title:   "Route to the RIS",
+				Summary: "Overwrite the receiving application.",
+				YAML:    "path: MSH-5\nvalue: RIS\n",
+			},
+			{
+				Title:   "Computed value",
+				Summary: "Prefix the visit number with the sending facility.",
+				YAML:    "path: PV1-19\nexpr: 'msg.Facility + \"-\" + msg.Get(\"PV1-19\")'\n",
+			},
+		},
+	}
+}
+
+type setStep struct {
+	path  string
+	value string
+	expr  *Key // nil for a constant
+}
+
+func newSet(conf *spec.Parsed) (Step, error) {
+	s := &setStep{path: conf.String(fieldPath)}
+	if _, err := checkPath(s.path); err != nil {
+		return nil, fmt.Errorf("%s: %w", fieldDesc(conf, fieldPath), err)
+	}
+	hasValue, hasExpr := conf.Has(fieldValue), conf.Has(fieldExpr)
+	switch {
+	case hasValue && hasExpr:
+		return nil, fmt.Errorf("%s: give either value or expr, not both", s.path)
+	case hasValue:
+		s.value = conf.String(fieldValue)
+	case hasExpr:
+		k, err := CompileKey(conf.String(fieldExpr))
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", s.path, exprFieldError(conf, fieldExpr, err))
+		}
+		s.expr = k
+	default:
+		return nil, fmt.Errorf("%s: one of value or expr is required", s.path)
+	}
+	return s, nil
+}
+
+func (s *setStep) Apply(ctx context.Context, env Env) error {
+	if err := ready(ctx, env); err != nil {
+		return fmt.Errorf("transform set %s: %w", s.path, err)
+	}
+	v := s.value
+	if s.expr != nil {
+		var err error
+		if v, err = s.expr.Eval(env); err != nil {
+			return fmt.Errorf("transform set %s: %w", s.path, err)
+		}
+	}
+	if err := env.Msg.m.Set(s.path, v); err != nil {
+		return fmt.Errorf("transform set %s: %w", s.path, err)
+	}
+	env.Msg.refresh()
+	return nil
+}
+
+// --- copy -----------------------------------------------------------------------------
+
+func copySpec() spec.Component {
+	return spec.Component{
+		Kind:    spec.KindTransform,
+		Name:    StepCopy,
+		Summary: "Copies the value at one path to another.",
+		Description: "The value is read unescaped and written escaped, so delimiters inside it " +
+			"survive as data. An absent source field clears the target.",
+		Fields: []spec.Field{
+			pathField(fieldFrom, "The path to read.").WithExamples("PID-3[1].1"),
+			pathField(fieldTo, "The path to write.").WithExamples("PID-2.1"),
+			ifField(),
+		},
+		Examples: []spec.Example{{
+			Title:   "Medical record number into the visit",
+			Summary: "Copy the first patient identifier into PV1-50.",
+			YAML:    "from: PID-3[1].1\nto: PV1-50.1\n",
+		}},
+	}
+}
+
+type copyStep struct{ from, to string }
+
+func newCopy(conf *spec.Parsed) (Step, error) {
+	s := &copyStep{from: conf.String(fieldFrom), to: conf.String(fieldTo)}
+	for _, f := range []string{fieldFrom, fieldTo} {
+		if _, err := checkPath(conf.String(f)); err != nil {
+			return nil, fmt.Errorf("%s: %w", fieldDesc(conf, f), err)
+		}
+	}
+	return s, nil
+}
+
+func (s *copyStep) Apply(ctx context.Context, env Env) error {
+	if err := ready(ctx, env); err != nil {
+		return fmt.Errorf("transform copy %s to %s: %w", s.from, s.to, err)
+	}
+	v, _, err := env.Msg.m.Value(s.from)
+	if err != nil {
+		return fmt.Errorf("transform copy %s to %s: %w", s.from, s.to, err)
+	}
+	if err := env.Msg.m.Set(s.to, v); err != nil {
+		return fmt.Errorf("transform copy %s to %s: %w", s.from, s.to, err)
+	}
+	env.Msg.refresh()
+	return nil
+}
+
+// --- delete ---------------------------------------------------------------------------
+
+func deleteSpec() spec.Component {
+	return spec.Component{
+		Kind:    spec.KindTransform,
+		Name:    StepDelete,
+		Summary: "Clears fields or removes whole segments.",
+		Description: "A path naming only a segment (`ZPI`, `NTE`) removes every segment of that " +
+			"name; a field path (`PID-19`) empties the field. Give `path` for one, `paths` for several.",
+		Fields: []spec.Field{
+			pathField(fieldPath, "One path or segment name to delete.").AsOptional().
+				WithExamples("PID-19", "ZPI"),
+			spec.NewStrings(fieldPaths, "Several paths or segment names to delete, in order.").
+				AsOptional().WithLint(lintPaths).
+				WithExamples([]any{"NTE", "ZPI", "PID-19"}),
+			ifField(),
+		},
+		Examples: []spec.Example{
+			{Title: "Drop a Z segment", Summary: "Remove every ZPI segment.", YAML: "path: ZPI\n"},
+			{Title: "Strip notes and the SSN", Summary: "Remove notes and clear PID-19.", YAML: "paths: [NTE, PID-19]\n"},
+		},
+	}
+}
+
+func lintPaths(v any) error {
+	var list []string
+	switch t := v.(type) {
+	case []string:
+		list = t
+	case []any:
+		for _, e := range t {
+			s, _ := e.(string)
+			list = append(list, s)
+		}
+	}
+	for _, p := range list {
+		if _, err := checkPath(p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+type deleteStep struct{ paths []string }
+
+func newDelete(conf *spec.Parsed) (Step, error) {
+	var s deleteStep
+	if conf.Has(fieldPath) {
+		s.paths = append(s.paths, conf.String(fieldPath))
+	}
+	if conf.Has(fieldPaths) {
+		if len(s.paths) > 0 {
+			return nil, errors.New("give either path or paths, not both")
+		}
+		s.paths = append(s.paths, conf.Strings(fieldPaths)...)
+	}
+	if len(s.paths) == 0 {
+		return nil, errors.New("one of path or paths is required")
+	}
+	for _, p := range s.paths {
+		if _, err := checkPath(p); err != nil {
+			f := fieldPath
+			if conf.Has(fieldPaths) {
+				f = fieldPaths
+			}
+			return nil, fmt.Errorf("%s: %w", fieldDesc(conf, f), err)
+		}
+	}
+	return &s, nil
+}
+
+func (s *deleteStep) Apply(ctx context.Context, env Env) error {
+	for _, p := range s.paths {
+		if err := ready(ctx, env); err != nil {
+			return fmt.Errorf("transform delete %s: %w", p, err)
+		}
+		if err := env.Msg.m.Delete(p); err != nil {
+			return fmt.Errorf("transform delete %s: %w", p, err)
+		}
+	}
+	env.Msg.refresh()
+	return nil
+}
+
+// --- shared ---------------------------------------------------------------------------
+
+// guarded applies a step only when its `if` filter matches.
+type guarded struct {
+	cond *Filter
+	name string
+	step Step
+}
+
+func (g *guarded) Apply(ctx context.Context, env Env) error {
+	ok, err := g.cond.Match(env)
+	if err != nil {
+		return fmt.Errorf("transform %s: if: %w", g.name, err)
+	}
+	if !ok {
+		return nil
+	}
+	return g.step.Apply(ctx, env)
+}
+
+// ErrNoMessage is returned by a step applied to an environment without a message.
+var ErrNoMessage = errors.New("no message to transform")
+
+func ready(ctx context.Context, env Env) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if env.Msg == nil || env.Msg.m == nil {
+		return ErrNoMessage
+	}
+	return nil
+}

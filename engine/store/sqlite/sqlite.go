@@ -1,0 +1,792 @@
+// Package sqlite is the embedded message store: one SQLite file in the data directory,
+// through modernc.org/sqlite (pure Go, no cgo), so a laptop install needs nothing else.
+//
+// The file runs in WAL mode so searches never wait for ingest, with synchronous=NORMAL:
+// a power cut can lose the last transactions but never corrupts the file. That is the
+// right trade here because the store is history, not the durable copy of work in flight;
+// JetStream holds that (fsynced on every write) and redelivers whatever the store had not
+// recorded, and every write is idempotent, so the replay fills the gap without duplicates.
+//
+// SQLite allows one writer at a time. Writes therefore go through a pool of exactly one
+// connection, which queues them in Go instead of letting them spin on SQLITE_BUSY, and
+// begin IMMEDIATE so a transaction never has to upgrade a read lock. Reads use a
+// separate pool of query-only connections that see a consistent snapshot beside the
+// writer.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"database/sql/driver"
+	"embed"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"modernc.org/sqlite"
+
+	"github.com/osprey-health/osprey/engine/store"
+	"github.com/osprey-health/osprey/engine/store/internal/migrate"
+	"github.com/osprey-health/osprey/engine/store/internal/query"
+)
+
+// Memory is the path that opens a private in-memory database, for tests. It lives as long
+// as the Store and runs on a single connection.
+const Memory = ":memory:"
+
+// Options tunes a Store. The zero value is good for production.
+type Options struct {
+	// ReadConns is the size of the read pool; zero means max(4, GOMAXPROCS).
+	ReadConns int
+	// BusyTimeout is how long a connection waits for a lock held by another process (a
+	// backup, the sqlite3 shell) before failing; zero means 5s.
+	BusyTimeout time.Duration
+}
+
+// Store is a store.Store on one SQLite database.
+type Store struct {
+	w *sql.DB // the single writer connection
+	r *sql.DB // the read pool; the same as w for Memory
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+var _ store.Store = (*Store)(nil)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// drv is this package's own driver instance, so the search function it registers reaches
+// only Osprey's connections, not every "sqlite" database in the process.
+var drv = newDriver()
+
+func newDriver() *sqlite.Driver {
+	d := &sqlite.Driver{}
+	// osprey_contains(raw, needle) reports whether query.Fold(raw) contains needle, which
+	// the caller has folded already. SQLite's own lower() and LIKE fold ASCII only, so
+	// "MÜLLER" would not find "Müller".
+	d.MustRegisterDeterministicScalarFunction("osprey_contains", 2,
+		func(_ *sqlite.FunctionContext, args []driver.Value) (driver.Value, error) {
+			needle, _ := args[1].(string)
+			var hay string
+			switch v := args[0].(type) {
+			case []byte:
+				hay = query.Fold(v)
+			case string:
+				hay = query.FoldString(v)
+			default:
+				return int64(0), nil
+			}
+			if strings.Contains(hay, needle) {
+				return int64(1), nil
+			}
+			return int64(0), nil
+		})
+	return d
+}
+
+// connector opens connections to one DSN with drv.
+type connector struct{ dsn string }
+
+func (c connector) Connect(context.Context) (driver.Conn, error) { return drv.Open(c.dsn) }
+func (c connector) Driver() driver.Driver                        { return drv }
+
+// Open opens (creating it when missing, with mode 0600 since it holds PHI) the database at
+// path and brings its schema up to date. path may be Memory.
+func Open(ctx context.Context, path string, opts Options) (*Store, error) {
+	if opts.BusyTimeout <= 0 {
+		opts.BusyTimeout = 5 * time.Second
+	}
+	if opts.ReadConns <= 0 {
+		opts.ReadConns = max(4, runtime.GOMAXPROCS(0))
+	}
+	busy := "busy_timeout(" + strconv.FormatInt(opts.BusyTimeout.Milliseconds(), 10) + ")"
+
+	s := &Store{}
+	if path == Memory {
+		v := url.Values{"_pragma": {busy, "foreign_keys(1)"}}
+		s.w = sql.OpenDB(connector{dsn: Memory + "?" + v.Encode()})
+		// One connection, never recycled: closing it would drop the database.
+		s.w.SetMaxOpenConns(1)
+		s.w.SetMaxIdleConns(1)
+		s.w.SetConnMaxLifetime(0)
+		s.w.SetConnMaxIdleTime(0)
+		s.r = s.w
+	} else {
+		if path == "" || strings.ContainsAny(path, "?#") {
+			return nil, fmt.Errorf("store/sqlite: open: invalid path %q", path)
+		}
+		if err := prepareFile(path); err != nil {
+			return nil, fmt.Errorf("store/sqlite: open %s: %w", path, err)
+		}
+		wv := url.Values{
+			"_pragma": {busy, "journal_mode(WAL)", "synchronous(NORMAL)", "foreign_keys(1)"},
+			"_txlock": {"immediate"},
+		}
+		s.w = sql.OpenDB(connector{dsn: path + "?" + wv.Encode()})
+		s.w.SetMaxOpenConns(1)
+		s.w.SetMaxIdleConns(1)
+		s.w.SetConnMaxLifetime(0)
+		s.w.SetConnMaxIdleTime(0)
+		rv := url.Values{"_pragma": {busy, "query_only(1)"}}
+		s.r = sql.OpenDB(connector{dsn: path + "?" + rv.Encode()})
+		s.r.SetMaxOpenConns(opts.ReadConns)
+		s.r.SetMaxIdleConns(opts.ReadConns)
+	}
+	if err := s.migrate(ctx); err != nil {
+		s.Close()
+		return nil, fmt.Errorf("store/sqlite: open %s: %w", path, err)
+	}
+	return s, nil
+}
+
+// prepareFile creates the directory and an empty database file with owner-only access;
+// SQLite gives its -wal and -shm files the same mode.
+func prepareFile(path string) error {
+	if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return err
+	}
+	return f.Close()
+}
+
+// migrate applies the embedded migrations not yet recorded in schema_migrations, all in
+// one IMMEDIATE transaction so two processes opening the same file cannot both apply one.
+func (s *Store) migrate(ctx context.Context) error {
+	ms, err := migrate.Load(migrations, "migrations")
+	if err != nil {
+		return err
+	}
+	return s.write(ctx, func(tx *sql.Tx) error {
+		if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (
+			version    INTEGER NOT NULL PRIMARY KEY,
+			applied_at INTEGER NOT NULL)`); err != nil {
+			return fmt.Errorf("create schema_migrations: %w", err)
+		}
+		var have int
+		if err := tx.QueryRowContext(ctx, `SELECT coalesce(max(version), 0) FROM schema_migrations`).Scan(&have); err != nil {
+			return fmt.Errorf("read schema version: %w", err)
+		}
+		if have > len(ms) {
+			return fmt.Errorf("database schema version %d is newer than this binary knows (%d): upgrade osprey", have, len(ms))
+		}
+		for _, m := range ms[have:] {
+			if _, err := tx.ExecContext(ctx, m.SQL); err != nil {
+				return fmt.Errorf("migration %s: %w", m.Name, err)
+			}
+			if _, err := tx.ExecContext(ctx, `INSERT INTO schema_migrations (version, applied_at) VALUES (?, ?)`,
+				m.Version, query.Micros(time.Now())); err != nil {
+				return fmt.Errorf("record migration %s: %w", m.Name, err)
+			}
+		}
+		return nil
+	})
+}
+
+// write runs fn in a transaction on the writer connection.
+func (s *Store) write(ctx context.Context, fn func(*sql.Tx) error) error {
+	return inTx(ctx, s.w, fn)
+}
+
+// read runs fn in a read transaction, so multi-query reads see one snapshot.
+func (s *Store) read(ctx context.Context, fn func(*sql.Tx) error) error {
+	return inTx(ctx, s.r, fn)
+}
+
+func inTx(ctx context.Context, db *sql.DB, fn func(*sql.Tx) error) error {
+	tx, err := db.BeginTx(ctx, nil)
+	if err != nil {
+		return err
+	}
+	if err := fn(tx); err != nil {
+		_ = tx.Rollback() // the error from fn is the one worth reporting
+		return err
+	}
+	return tx.Commit()
+}
+
+func wrap(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("store/sqlite: %s: %w", op, err)
+}
+
+func notFound(id string) error { return fmt.Errorf("message %s: %w", id, store.ErrNotFound) }
+
+// nullBytes keeps an empty optional blob NULL rather than a zero-length value.
+func nullBytes(b []byte) any {
+	if len(b) == 0 {
+		return nil
+	}
+	return b
+}
+
+func encodeSource(src map[string]string) (any, error) {
+	if len(src) == 0 {
+		return nil, nil
+	}
+	b, err := json.Marshal(src)
+	if err != nil {
+		return nil, err
+	}
+	return string(b), nil
+}
+
+func decodeSource(s sql.NullString) (map[string]string, error) {
+	if !s.Valid || s.String == "" {
+		return nil, nil
+	}
+	var m map[string]string
+	if err := json.Unmarshal([]byte(s.String), &m); err != nil {
+		return nil, fmt.Errorf("decode source: %w", err)
+	}
+	return m, nil
+}
+
+// PutMessages implements store.Store.
+func (s *Store) PutMessages(ctx context.Context, msgs []store.Message) error {
+	if len(msgs) == 0 {
+		return nil
+	}
+	now := time.Now()
+	rows := make([]store.Message, len(msgs))
+	for i, m := range msgs {
+		if err := query.Message(&m, now); err != nil {
+			return wrap("put messages", fmt.Errorf("message %d: %w", i, err))
+		}
+		rows[i] = m
+	}
+	return wrap("put messages", s.write(ctx, func(tx *sql.Tx) error {
+		stmt, err := tx.PrepareContext(ctx, `INSERT INTO messages (id, channel, content_type, raw,
+			received_at, source, control_id, message_type, patient_id, accession, sender, status,
+			error, updated_at, reprocess_of)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+			ON CONFLICT (id) DO NOTHING`)
+		if err != nil {
+			return err
+		}
+		defer stmt.Close()
+		for _, m := range rows {
+			src, err := encodeSource(m.Source)
+			if err != nil {
+				return fmt.Errorf("message %s: %w", m.ID, err)
+			}
+			raw := m.Raw
+			if raw == nil {
+				raw = []byte{}
+			}
+			if _, err := stmt.ExecContext(ctx, m.ID, m.Channel, m.ContentType, raw,
+				query.Micros(m.ReceivedAt), src, m.ControlID, m.MessageType, m.PatientID,
+				m.Accession, m.Sender, string(m.Status), m.Error, query.Micros(m.UpdatedAt),
+				m.ReprocessOf); err != nil {
+				return fmt.Errorf("message %s: %w", m.ID, err)
+			}
+		}
+		return nil
+	}))
+}
+
+// SetStatus implements store.Store.
+func (s *Store) SetStatus(ctx context.Context, id string, status store.Status, errText string) error {
+	if err := query.CheckStatus(status); err != nil {
+		return wrap("set status", err)
+	}
+	return wrap("set status", s.write(ctx, func(tx *sql.Tx) error {
+		res, err := tx.ExecContext(ctx, `UPDATE messages SET status = ?, error = ?, updated_at = ? WHERE id = ?`,
+			string(status), errText, query.Micros(time.Now()), id)
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n == 0 {
+			return notFound(id)
+		}
+		return nil
+	}))
+}
+
+// messageChannel returns the channel of message id, or ErrNotFound.
+func messageChannel(ctx context.Context, tx *sql.Tx, id string) (string, error) {
+	var ch string
+	err := tx.QueryRowContext(ctx, `SELECT channel FROM messages WHERE id = ?`, id).Scan(&ch)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", notFound(id)
+	}
+	return ch, err
+}
+
+// AddStages implements store.Store.
+func (s *Store) AddStages(ctx context.Context, id string, stages []store.Stage) error {
+	if len(stages) == 0 {
+		return nil
+	}
+	now := time.Now()
+	return wrap("add stages", s.write(ctx, func(tx *sql.Tx) error {
+		if _, err := messageChannel(ctx, tx, id); err != nil {
+			return err
+		}
+		stmt, err := tx.PrepareContext(ctx, `INSERT INTO stages (message_id, seq, name, at, output, error)
+			VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (message_id, seq) DO NOTHING`)
+		if err != nil {
+			return err
+		}
+		defer stmt.Close()
+		for _, st := range stages {
+			query.Stage(&st, now)
+			if _, err := stmt.ExecContext(ctx, id, st.Seq, st.Name, query.Micros(st.At),
+				nullBytes(st.Output), st.Error); err != nil {
+				return fmt.Errorf("stage %d: %w", st.Seq, err)
+			}
+		}
+		return nil
+	}))
+}
+
+// PutDeliveries implements store.Store. An empty Channel is taken from the message.
+func (s *Store) PutDeliveries(ctx context.Context, ds []store.Delivery) error {
+	if len(ds) == 0 {
+		return nil
+	}
+	now := time.Now()
+	rows := make([]store.Delivery, len(ds))
+	for i, d := range ds {
+		if err := query.Delivery(&d, now); err != nil {
+			return wrap("put deliveries", fmt.Errorf("delivery %d: %w", i, err))
+		}
+		rows[i] = d
+	}
+	return wrap("put deliveries", s.write(ctx, func(tx *sql.Tx) error {
+		stmt, err := tx.PrepareContext(ctx, `INSERT INTO deliveries (message_id, channel, destination,
+			status, attempts, last_error, updated_at, payload)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+			ON CONFLICT (message_id, destination) DO UPDATE SET
+				channel = excluded.channel, status = excluded.status, attempts = excluded.attempts,
+				last_error = excluded.last_error, updated_at = excluded.updated_at,
+				payload = excluded.payload`)
+		if err != nil {
+			return err
+		}
+		defer stmt.Close()
+		channels := map[string]string{}
+		for _, d := range rows {
+			ch, ok := channels[d.MessageID]
+			if !ok {
+				if ch, err = messageChannel(ctx, tx, d.MessageID); err != nil {
+					return err
+				}
+				channels[d.MessageID] = ch
+			}
+			if d.Channel == "" {
+				d.Channel = ch
+			}
+			if _, err := stmt.ExecContext(ctx, d.MessageID, d.Channel, d.Destination, string(d.Status),
+				d.Attempts, d.LastError, query.Micros(d.UpdatedAt), nullBytes(d.Payload)); err != nil {
+				return fmt.Errorf("delivery %s/%s: %w", d.MessageID, d.Destination, err)
+			}
+		}
+		return nil
+	}))
+}
+
+// AddAttempt implements store.Store. When the message has no delivery row for the
+// destination yet, one is created, so an attempt is never recorded without its state.
+func (s *Store) AddAttempt(ctx context.Context, id string, a store.Attempt, status store.DeliveryStatus) error {
+	if err := query.Attempt(&a, status, time.Now()); err != nil {
+		return wrap("add attempt", err)
+	}
+	return wrap("add attempt", s.write(ctx, func(tx *sql.Tx) error {
+		ch, err := messageChannel(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		res, err := tx.ExecContext(ctx, `INSERT INTO attempts (message_id, destination, number, at,
+			duration_ns, ok, error, reply_summary, reply, sent)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+			ON CONFLICT (message_id, destination, number) DO NOTHING`,
+			id, a.Destination, a.Number, query.Micros(a.At), int64(a.Duration), a.OK, a.Error,
+			a.ReplySummary, nullBytes(a.Reply), nullBytes(a.Sent))
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n == 0 {
+			// Recorded before, together with its delivery update: nothing left to do.
+			return nil
+		}
+		// attempts counts the attempt rows rather than adding one, so it stays right
+		// even when PutDeliveries replaced the row between attempts.
+		if _, err := tx.ExecContext(ctx, `INSERT INTO deliveries (message_id, channel, destination,
+			status, attempts, last_error, updated_at)
+			VALUES (?1, ?2, ?3, ?4, (SELECT count(*) FROM attempts WHERE message_id = ?1 AND destination = ?3), ?5, ?6)
+			ON CONFLICT (message_id, destination) DO UPDATE SET
+				status = excluded.status,
+				attempts = excluded.attempts,
+				last_error = CASE WHEN excluded.last_error <> '' THEN excluded.last_error
+					WHEN ?7 THEN '' ELSE deliveries.last_error END,
+				updated_at = excluded.updated_at`,
+			id, ch, a.Destination, string(status), a.Error, query.Micros(a.At), a.OK); err != nil {
+			return fmt.Errorf("update delivery: %w", err)
+		}
+		if _, err := tx.ExecContext(ctx, `UPDATE messages SET
+				status = CASE WHEN EXISTS (SELECT 1 FROM deliveries WHERE message_id = ?1 AND status = 'dead_letter')
+					THEN 'error' ELSE 'sent' END,
+				error = coalesce((SELECT 'dead letter: ' || destination ||
+						CASE WHEN last_error <> '' THEN ': ' || last_error ELSE '' END
+					FROM deliveries WHERE message_id = ?1 AND status = 'dead_letter'
+					ORDER BY destination LIMIT 1), ''),
+				updated_at = ?2
+			WHERE id = ?1 AND NOT EXISTS (SELECT 1 FROM deliveries WHERE message_id = ?1 AND status = 'queued')`,
+			id, query.Micros(time.Now())); err != nil {
+			return fmt.Errorf("update message status: %w", err)
+		}
+		return nil
+	}))
+}
+
+// Delivery implements store.Store.
+func (s *Store) Delivery(ctx context.Context, id, destination string) (store.Delivery, error) {
+	d := store.Delivery{MessageID: id, Destination: destination}
+	var status string
+	var updated int64
+	err := s.r.QueryRowContext(ctx, `SELECT channel, status, attempts, last_error, updated_at, payload
+		FROM deliveries WHERE message_id = ? AND destination = ?`, id, destination).
+		Scan(&d.Channel, &status, &d.Attempts, &d.LastError, &updated, &d.Payload)
+	if errors.Is(err, sql.ErrNoRows) {
+		return store.Delivery{}, wrap("delivery", fmt.Errorf("%s/%s: %w", id, destination, store.ErrNotFound))
+	}
+	if err != nil {
+		return store.Delivery{}, wrap("delivery", err)
+	}
+	d.Status, d.UpdatedAt = store.DeliveryStatus(status), query.FromMicros(updated)
+	return d, nil
+}
+
+const messageColumns = `id, channel, content_type, received_at, source, control_id, message_type,
+	patient_id, accession, sender, status, error, updated_at, reprocess_of`
+
+type scanner interface{ Scan(dest ...any) error }
+
+// scanMessage reads messageColumns, plus raw when withRaw.
+func scanMessage(row scanner, withRaw bool) (store.Message, error) {
+	var m store.Message
+	var received, updated int64
+	var src sql.NullString
+	var status string
+	dest := []any{&m.ID, &m.Channel, &m.ContentType, &received, &src, &m.ControlID, &m.MessageType,
+		&m.PatientID, &m.Accession, &m.Sender, &status, &m.Error, &updated, &m.ReprocessOf}
+	if withRaw {
+		dest = append(dest, &m.Raw)
+	}
+	if err := row.Scan(dest...); err != nil {
+		return m, err
+	}
+	var err error
+	if m.Source, err = decodeSource(src); err != nil {
+		return m, fmt.Errorf("message %s: %w", m.ID, err)
+	}
+	m.Status = store.Status(status)
+	m.ReceivedAt, m.UpdatedAt = query.FromMicros(received), query.FromMicros(updated)
+	if withRaw && m.Raw == nil {
+		m.Raw = []byte{}
+	}
+	return m, nil
+}
+
+// Get implements store.Store. Deliveries come without their payload; use Delivery.
+func (s *Store) Get(ctx context.Context, id string) (store.Detail, error) {
+	var d store.Detail
+	err := s.read(ctx, func(tx *sql.Tx) error {
+		m, err := scanMessage(tx.QueryRowContext(ctx,
+			`SELECT `+messageColumns+`, raw FROM messages WHERE id = ?`, id), true)
+		if errors.Is(err, sql.ErrNoRows) {
+			return notFound(id)
+		}
+		if err != nil {
+			return err
+		}
+		d.Message = m
+		if d.Stages, err = getStages(ctx, tx, id); err != nil {
+			return fmt.Errorf("stages: %w", err)
+		}
+		if d.Attempts, err = getAttempts(ctx, tx, id); err != nil {
+			return fmt.Errorf("attempts: %w", err)
+		}
+		if d.Deliveries, err = getDeliveries(ctx, tx, id); err != nil {
+			return fmt.Errorf("deliveries: %w", err)
+		}
+		return nil
+	})
+	if err != nil {
+		return store.Detail{}, wrap("get", err)
+	}
+	return d, nil
+}
+
+func getStages(ctx context.Context, tx *sql.Tx, id string) ([]store.Stage, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT seq, name, at, output, error FROM stages
+		WHERE message_id = ? ORDER BY seq`, id)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := []store.Stage{}
+	for rows.Next() {
+		var st store.Stage
+		var at int64
+		if err := rows.Scan(&st.Seq, &st.Name, &at, &st.Output, &st.Error); err != nil {
+			return nil, err
+		}
+		st.At = query.FromMicros(at)
+		out = append(out, st)
+	}
+	return out, rows.Err()
+}
+
+func getAttempts(ctx context.Context, tx *sql.Tx, id string) ([]store.Attempt, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT destination, number, at, duration_ns, ok, error,
+		reply_summary, reply, sent FROM attempts WHERE message_id = ?
+		ORDER BY at, destination, number`, id)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := []store.Attempt{}
+	for rows.Next() {
+		var a store.Attempt
+		var at, dur int64
+		if err := rows.Scan(&a.Destination, &a.Number, &at, &dur, &a.OK, &a.Error,
+			&a.ReplySummary, &a.Reply, &a.Sent); err != nil {
+			return nil, err
+		}
+		a.At, a.Duration = query.FromMicros(at), time.Duration(dur)
+		out = append(out, a)
+	}
+	return out, rows.Err()
+}
+
+func getDeliveries(ctx context.Context, tx *sql.Tx, id string) ([]store.Delivery, error) {
+	rows, err := tx.QueryContext(ctx, `SELECT message_id, channel, destination, status, attempts,
+		last_error, updated_at FROM deliveries WHERE message_id = ? ORDER BY destination`, id)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := []store.Delivery{}
+	for rows.Next() {
+		d, err := scanDelivery(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, d)
+	}
+	return out, rows.Err()
+}
+
+func scanDelivery(row scanner) (store.Delivery, error) {
+	var d store.Delivery
+	var status string
+	var updated int64
+	if err := row.Scan(&d.MessageID, &d.Channel, &d.Destination, &status, &d.Attempts,
+		&d.LastError, &updated); err != nil {
+		return d, err
+	}
+	d.Status, d.UpdatedAt = store.DeliveryStatus(status), query.FromMicros(updated)
+	return d, nil
+}
+
+// Search implements store.Store.
+func (s *Store) Search(ctx context.Context, q store.Query) (store.Page, error) {
+	var where []string
+	var args []any
+	add := func(cond string, vals ...any) {
+		where = append(where, cond)
+		args = append(args, vals...)
+	}
+	eq := func(col, v string) {
+		if v != "" {
+			add(col+" = ?", v)
+		}
+	}
+	eq("channel", q.Channel)
+	eq("status", string(q.Status))
+	eq("control_id", q.ControlID)
+	eq("patient_id", q.PatientID)
+	eq("accession", q.Accession)
+	eq("sender", q.Sender)
+	if q.MessageType != "" {
+		add("message_type GLOB ?", query.GlobPrefix(q.MessageType))
+	}
+	if !q.From.IsZero() {
+		add("received_at >= ?", query.Micros(q.From))
+	}
+	if !q.To.IsZero() {
+		add("received_at < ?", query.Micros(q.To))
+	}
+	if q.Text != "" {
+		add("osprey_contains(raw, ?)", query.FoldString(q.Text))
+	}
+	if q.Cursor != "" {
+		at, id, err := query.ParseMessageCursor(q.Cursor)
+		if err != nil {
+			return store.Page{}, wrap("search", err)
+		}
+		add("(received_at, id) < (?, ?)", query.Micros(at), id)
+	}
+	limit := query.Limit(q.Limit)
+	sqlText := `SELECT ` + messageColumns + ` FROM messages`
+	if len(where) > 0 {
+		sqlText += ` WHERE ` + strings.Join(where, " AND ")
+	}
+	sqlText += ` ORDER BY received_at DESC, id DESC LIMIT ?`
+	args = append(args, limit+1) // one more tells whether there is a next page
+
+	rows, err := s.r.QueryContext(ctx, sqlText, args...)
+	if err != nil {
+		return store.Page{}, wrap("search", err)
+	}
+	defer rows.Close()
+	page := store.Page{Messages: []store.Message{}}
+	for rows.Next() {
+		m, err := scanMessage(rows, false)
+		if err != nil {
+			return store.Page{}, wrap("search", err)
+		}
+		page.Messages = append(page.Messages, m)
+	}
+	if err := rows.Err(); err != nil {
+		return store.Page{}, wrap("search", err)
+	}
+	if len(page.Messages) > limit {
+		page.Messages = page.Messages[:limit]
+		last := page.Messages[limit-1]
+		page.Next = query.MessageCursor(last.ReceivedAt, last.ID)
+	}
+	return page, nil
+}
+
+// DeadLetters implements store.Store. Deliveries come without their payload.
+func (s *Store) DeadLetters(ctx context.Context, q store.DeadLetterQuery) (store.DeadLetterPage, error) {
+	// The status literal (not a parameter) lets SQLite use the partial indexes.
+	where := []string{"status = 'dead_letter'"}
+	var args []any
+	if q.Channel != "" {
+		where = append(where, "channel = ?")
+		args = append(args, q.Channel)
+	}
+	if q.Destination != "" {
+		where = append(where, "destination = ?")
+		args = append(args, q.Destination)
+	}
+	if q.Cursor != "" {
+		at, id, dest, err := query.ParseDeadLetterCursor(q.Cursor)
+		if err != nil {
+			return store.DeadLetterPage{}, wrap("dead letters", err)
+		}
+		where = append(where, "(updated_at, message_id, destination) < (?, ?, ?)")
+		args = append(args, query.Micros(at), id, dest)
+	}
+	limit := query.Limit(q.Limit)
+	args = append(args, limit+1)
+	rows, err := s.r.QueryContext(ctx, `SELECT message_id, channel, destination, status, attempts,
+		last_error, updated_at FROM deliveries WHERE `+strings.Join(where, " AND ")+`
+		ORDER BY updated_at DESC, message_id DESC, destination DESC LIMIT ?`, args...)
+	if err != nil {
+		return store.DeadLetterPage{}, wrap("dead letters", err)
+	}
+	defer rows.Close()
+	page := store.DeadLetterPage{Deliveries: []store.Delivery{}}
+	for rows.Next() {
+		d, err := scanDelivery(rows)
+		if err != nil {
+			return store.DeadLetterPage{}, wrap("dead letters", err)
+		}
+		page.Deliveries = append(page.Deliveries, d)
+	}
+	if err := rows.Err(); err != nil {
+		return store.DeadLetterPage{}, wrap("dead letters", err)
+	}
+	if len(page.Deliveries) > limit {
+		page.Deliveries = page.Deliveries[:limit]
+		last := page.Deliveries[limit-1]
+		page.Next = query.DeadLetterCursor(last.UpdatedAt, last.MessageID, last.Destination)
+	}
+	return page, nil
+}
+
+// Prune implements store.Store. Each batch is its own short write transaction, so writes
+// waiting for the one writer connection get their turn between batches.
+func (s *Store) Prune(ctx context.Context, channel string, before time.Time, batch int) (int64, error) {
+	if batch <= 0 {
+		batch = query.DefaultBatch
+	}
+	var total int64
+	for {
+		if err := ctx.Err(); err != nil {
+			return total, wrap("prune", err)
+		}
+		var n int64
+		err := s.write(ctx, func(tx *sql.Tx) error {
+			// Stages, attempts and deliveries go with their message: ON DELETE CASCADE.
+			res, err := tx.ExecContext(ctx, `DELETE FROM messages WHERE id IN (
+				SELECT id FROM messages WHERE channel = ? AND received_at < ? LIMIT ?)`,
+				channel, query.Micros(before), batch)
+			if err != nil {
+				return err
+			}
+			n, err = res.RowsAffected()
+			return err
+		})
+		if err != nil {
+			return total, wrap("prune", err)
+		}
+		total += n
+		if n < int64(batch) {
+			return total, nil
+		}
+	}
+}
+
+// Ping implements store.Store.
+func (s *Store) Ping(ctx context.Context) error {
+	if err := s.w.PingContext(ctx); err != nil {
+		return wrap("ping", err)
+	}
+	return wrap("ping", s.r.PingContext(ctx))
+}
+
+// Close implements store.Store. It lets SQLite refresh its planner statistics first, as
+// the SQLite documentation recommends for long-lived connections. Calling it again
+// returns the first result.
+func (s *Store) Close() error {
+	s.closeOnce.Do(func() {
+		var errs []error
+		if s.w != nil {
+			if _, err := s.w.Exec(`PRAGMA optimize`); err != nil {
+				errs = append(errs, err)
+			}
+		}
+		if s.r != nil && s.r != s.w {
+			errs = append(errs, s.r.Close())
+		}
+		if s.w != nil {
+			errs = append(errs, s.w.Close())
+		}
+		s.closeErr = wrap("close", errors.Join(errs...))
+	})
+	return s.closeErr
+}

@@ -1,0 +1,180 @@
+// Package store is Osprey's searchable message history: every message as received, each
+// stage it went through, each delivery attempt with the peer's reply, and the dead letters.
+// JetStream holds work in flight; the store is what an analyst searches and reprocesses
+// from. One interface, two implementations: SQLite (embedded default) and PostgreSQL.
+//
+// Every write is idempotent by its natural key (message id; message id + stage seq;
+// message id + destination + attempt number), so a redelivery after a crash never
+// duplicates a record.
+package store
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Status is where a message stands as a whole.
+type Status string
+
+const (
+	StatusReceived  Status = "received"  // committed, not yet processed
+	StatusRejected  Status = "rejected"  // unusable content, answered AE/AR, kept for the analyst
+	StatusDuplicate Status = "duplicate" // same control id from the same sender within the window
+	StatusFiltered  Status = "filtered"  // the channel filter said no
+	StatusQueued    Status = "queued"    // processed, waiting on one or more destinations
+	StatusSent      Status = "sent"      // every destination confirmed
+	StatusError     Status = "error"     // processing failed or a destination dead-lettered it
+)
+
+// DeliveryStatus is where a message stands for one destination.
+type DeliveryStatus string
+
+const (
+	DeliveryQueued     DeliveryStatus = "queued"
+	DeliverySent       DeliveryStatus = "sent"
+	DeliveryDeadLetter DeliveryStatus = "dead_letter"
+)
+
+// Message is one received message and its key fields.
+type Message struct {
+	ID          string            `json:"id"`
+	Channel     string            `json:"channel"`
+	ContentType string            `json:"content_type"`
+	Raw         []byte            `json:"raw"`
+	ReceivedAt  time.Time         `json:"received_at"`
+	Source      map[string]string `json:"source,omitempty"`
+	ControlID   string            `json:"control_id,omitempty"`   // MSH-10
+	MessageType string            `json:"message_type,omitempty"` // "ADT^A01"
+	PatientID   string            `json:"patient_id,omitempty"`   // PID-3.1 of the first repetition
+	Accession   string            `json:"accession,omitempty"`    // OBR-18 / ORC-2 / study accession
+	Sender      string            `json:"sender,omitempty"`       // MSH-3^MSH-4
+	Status      Status            `json:"status"`
+	Error       string            `json:"error,omitempty"`
+	UpdatedAt   time.Time         `json:"updated_at"`
+	ReprocessOf string            `json:"reprocess_of,omitempty"` // id of the original when reprocessed
+}
+
+// Stage is one step of processing: "filter", "transform[0] set", "route".
+type Stage struct {
+	Seq    int       `json:"seq"` // order within the message; with the message id, the key
+	Name   string    `json:"name"`
+	At     time.Time `json:"at"`
+	Output []byte    `json:"output,omitempty"` // the message after this stage, when it changed
+	Error  string    `json:"error,omitempty"`
+}
+
+// Attempt is one try at delivering to one destination.
+type Attempt struct {
+	Destination  string        `json:"destination"`
+	Number       int           `json:"number"` // 1-based; with message id and destination, the key
+	At           time.Time     `json:"at"`
+	Duration     time.Duration `json:"duration"`
+	OK           bool          `json:"ok"`
+	Error        string        `json:"error,omitempty"`
+	ReplySummary string        `json:"reply_summary,omitempty"` // "AA", "AE: unknown patient"
+	Reply        []byte        `json:"reply,omitempty"`         // the peer's raw answer (the ACK)
+	Sent         []byte        `json:"sent,omitempty"`          // what was sent, when it differs from the last stage output
+}
+
+// Delivery is the state of one message for one destination.
+type Delivery struct {
+	MessageID   string         `json:"message_id"`
+	Channel     string         `json:"channel"`
+	Destination string         `json:"destination"`
+	Status      DeliveryStatus `json:"status"`
+	Attempts    int            `json:"attempts"`
+	LastError   string         `json:"last_error,omitempty"`
+	UpdatedAt   time.Time      `json:"updated_at"`
+	Payload     []byte         `json:"-"` // what the destination is to send; kept so a dead letter can be requeued
+}
+
+// Detail is a message with everything that happened to it.
+type Detail struct {
+	Message    Message    `json:"message"`
+	Stages     []Stage    `json:"stages"`
+	Attempts   []Attempt  `json:"attempts"`
+	Deliveries []Delivery `json:"deliveries"`
+}
+
+// Query selects messages. Zero values mean "any". Results are newest first.
+type Query struct {
+	Channel     string
+	Status      Status
+	From, To    time.Time // ReceivedAt in [From, To)
+	MessageType string    // prefix match: "ADT" or "ADT^A01"
+	ControlID   string
+	PatientID   string
+	Accession   string
+	Sender      string
+	Text        string // substring of the raw message, case-insensitive
+	Limit       int    // default 50, at most 1000
+	Cursor      string // from Page.Next
+}
+
+// Page is one page of search results.
+type Page struct {
+	Messages []Message `json:"messages"` // Raw is left empty in search results
+	Next     string    `json:"next,omitempty"`
+}
+
+// DeadLetterQuery selects dead letters, newest first.
+type DeadLetterQuery struct {
+	Channel     string
+	Destination string
+	Limit       int
+	Cursor      string
+}
+
+// DeadLetterPage is one page of dead letters.
+type DeadLetterPage struct {
+	Deliveries []Delivery `json:"dead_letters"`
+	Next       string     `json:"next,omitempty"`
+}
+
+// ErrNotFound is returned when a message or delivery does not exist.
+var ErrNotFound = errors.New("store: not found")
+
+// ErrInvalidCursor is returned when a Query or DeadLetterQuery carries a cursor that no
+// page of that kind produced; the admin API answers it with 400.
+var ErrInvalidCursor = errors.New("store: invalid cursor")
+
+// Page sizes for Query.Limit and DeadLetterQuery.Limit: zero or less means DefaultLimit,
+// more than MaxLimit means MaxLimit.
+const (
+	DefaultLimit = 50
+	MaxLimit     = 1000
+)
+
+// Store is the message history. Implementations are safe for concurrent use.
+type Store interface {
+	// PutMessages inserts messages in one transaction; a message whose id exists already is
+	// left as it is (first write wins), which makes redelivery harmless.
+	PutMessages(ctx context.Context, msgs []Message) error
+	// SetStatus updates a message's status and error text.
+	SetStatus(ctx context.Context, id string, status Status, errText string) error
+	// AddStages records processing stages; an existing (id, seq) is left as it is.
+	AddStages(ctx context.Context, id string, stages []Stage) error
+	// PutDeliveries creates or replaces the delivery rows of messages (one per destination).
+	PutDeliveries(ctx context.Context, ds []Delivery) error
+	// AddAttempt records an attempt and updates the delivery row (status, attempts, last
+	// error) in the same transaction; an existing (id, destination, number) is left as it is.
+	// When the delivery leaves no destination queued, the message status becomes sent, or
+	// error if any destination dead-lettered.
+	AddAttempt(ctx context.Context, id string, a Attempt, status DeliveryStatus) error
+	// Delivery returns one delivery row, with its payload.
+	Delivery(ctx context.Context, id, destination string) (Delivery, error)
+	// Get returns a message with its stages, attempts and deliveries.
+	Get(ctx context.Context, id string) (Detail, error)
+	// Search finds messages, newest first, one page at a time.
+	Search(ctx context.Context, q Query) (Page, error)
+	// DeadLetters lists deliveries in dead_letter state, newest first.
+	DeadLetters(ctx context.Context, q DeadLetterQuery) (DeadLetterPage, error)
+	// Prune deletes messages of a channel received before the cutoff, with their stages,
+	// attempts and deliveries, in batches of at most batch rows per transaction so ingest is
+	// never blocked for long. It returns how many messages it deleted.
+	Prune(ctx context.Context, channel string, before time.Time, batch int) (int64, error)
+	// Ping checks the store is reachable (for /readyz).
+	Ping(ctx context.Context) error
+	Close() error
+}

@@ -69,22 +69,11 @@ func (e *Engine) buildChannel(ctx context.Context, c config.Channel) (ch *channe
 	if err := provision(ctx, ch.source); err != nil {
 		return nil, fmt.Errorf("source %s: %w", c.Source.Name, err)
 	}
-	if c.Filter != "" {
-		if ch.filter, err = rules.CompileFilter(c.Filter); err != nil {
-			return nil, fmt.Errorf("filter at %s: %w", c.FilterPos, err)
-		}
-	}
-	if c.OrderedBy != "" {
-		if ch.orderKey, err = rules.CompileKey(c.OrderedBy); err != nil {
-			return nil, fmt.Errorf("ordered_by: %w", err)
-		}
-	}
+	// config.Load compiled the expressions and built the steps, so a channel that loaded
+	// cannot fail here on them.
+	ch.filter, ch.orderKey = c.Match, c.OrderKey
 	for i, st := range c.Transform {
-		s, err := rules.NewStep(st.Name, st.Conf, configDir(c))
-		if err != nil {
-			return nil, fmt.Errorf("transform[%d] %s at %s: %w", i, st.Name, st.Pos, err)
-		}
-		ch.steps = append(ch.steps, s)
+		ch.steps = append(ch.steps, st.Impl)
 		ch.stepNames = append(ch.stepNames, fmt.Sprintf("transform[%d] %s", i, st.Name))
 	}
 	if c.DedupeWindow > 0 {
@@ -99,6 +88,10 @@ func (e *Engine) buildChannel(ctx context.Context, c config.Channel) (ch *channe
 	}
 	return ch, nil
 }
+
+// channelHash identifies a channel's resolved configuration; Apply rebuilds only channels
+// whose hash changed.
+func channelHash(c config.Channel) string { return c.Hash() }
 
 func provision(ctx context.Context, c any) error {
 	if p, ok := c.(Provisioner); ok {

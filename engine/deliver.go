@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
-	"math"
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
@@ -44,11 +43,7 @@ func (ch *channel) buildDestination(ctx context.Context, dc config.Destination) 
 	if err := provision(ctx, d.dst); err != nil {
 		return nil, err
 	}
-	if dc.Filter != "" {
-		if d.filter, err = rules.CompileFilter(dc.Filter); err != nil {
-			return nil, fmt.Errorf("filter at %s: %w", dc.FilterPos, err)
-		}
-	}
+	d.filter = dc.Match
 	return d, nil
 }
 
@@ -290,21 +285,7 @@ func (w *worker) deliver(ctx context.Context, j job) bool {
 // backoff is the wait after the n-th failed attempt: exponential with a little jitter so
 // many failing messages do not retry in lockstep against a recovering peer.
 func backoff(p config.Retry, n int) time.Duration {
-	initial, maxB, mult := p.InitialBackoff, p.MaxBackoff, p.Multiplier
-	if initial <= 0 {
-		initial = time.Second
-	}
-	if maxB <= 0 {
-		maxB = 5 * time.Minute
-	}
-	if mult < 1 {
-		mult = 2
-	}
-	d := float64(initial) * math.Pow(mult, float64(n-1))
-	if d > float64(maxB) {
-		d = float64(maxB)
-	}
-	return time.Duration(d * (0.9 + 0.2*rand.Float64()))
+	return time.Duration(float64(p.Backoff(n)) * (0.9 + 0.2*rand.Float64()))
 }
 
 func (d *destination) note(msg string) {

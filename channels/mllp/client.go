@@ -235,6 +235,19 @@ func (c *Client) closeLocked() error {
 	return c.conn.Close()
 }
 
+// alive reports whether the client is open and its peer has not closed the connection.
+func (c *Client) alive() bool {
+	if c.isClosed() {
+		return false
+	}
+	select {
+	case <-c.done:
+		return false
+	default:
+		return true
+	}
+}
+
 // isClosed reports whether the client closed itself after a failure.
 func (c *Client) isClosed() bool {
 	c.mu.Lock()

@@ -134,6 +134,12 @@ func (d *Destination) Send(ctx context.Context, m *engine.Message) (engine.Reply
 	}
 	defer func() { d.slots <- s }()
 
+	if s.client != nil && !s.client.alive() {
+		// The peer closed the connection while it was idle (many receivers drop idle
+		// connections after a few minutes): reconnect now rather than fail this message.
+		s.client.Close()
+		s.client = nil
+	}
 	if s.client == nil {
 		if err := d.connect(ctx, s); err != nil {
 			return engine.Reply{}, err
@@ -148,7 +154,7 @@ func (d *Destination) Send(ctx context.Context, m *engine.Message) (engine.Reply
 	}
 	reply := engine.Reply{ContentType: engine.ContentHL7v2, Body: raw, Summary: summary(ack)}
 	switch ack.Code {
-	case hl7v2.AA, hl7v2.CA:
+	case hl7v2.ApplicationAccept, hl7v2.CommitAccept:
 		return reply, nil
 	}
 	return reply, fmt.Errorf("mllp: %s answered %s: %w", d.cfg.Address, reply.Summary, engine.ErrRejected)

@@ -79,8 +79,8 @@ type Source struct {
 	res engine.Resources
 	log *slog.Logger
 
-	mu      sync.Mutex
-	ln      net.Listener
+	mu       sync.Mutex
+	ln       net.Listener
 	running  bool
 	closed   bool
 	stopping bool
@@ -395,7 +395,7 @@ func (s *Source) readFailed(c *conn, log *slog.Logger, frame []byte, err error) 
 				enhanced = hl7v2.EnhancedMode(m)
 			}
 		}
-		ack := hl7v2.AckBytes(frame, code(hl7v2.AR, enhanced), hl7v2.AckOptions{
+		ack := hl7v2.AckBytes(frame, code(hl7v2.ApplicationReject, enhanced), hl7v2.AckOptions{
 			Now:    time.Now(),
 			Text:   text,
 			Errors: []hl7v2.AckError{{Code: errInternal, Severity: "E", Text: text}},
@@ -442,12 +442,12 @@ func (s *Source) handle(ctx context.Context, log *slog.Logger, frame []byte, met
 	var ack hl7v2.AckCode
 	switch {
 	case err != nil:
-		ack = code(hl7v2.AR, enhanced)
+		ack = code(hl7v2.ApplicationReject, enhanced)
 		opts.Text = "message not stored; try again later"
 		opts.Errors = []hl7v2.AckError{{Code: errInternal, Severity: "E", Text: opts.Text}}
 		log.Warn("message not accepted", "control_id", controlID, "error", err)
 	case rcpt.Verdict == engine.Rejected:
-		ack = code(hl7v2.AE, enhanced)
+		ack = code(hl7v2.ApplicationError, enhanced)
 		opts.Text = "message rejected"
 		errCode := errInternal
 		if rcpt.Reason != nil {
@@ -460,7 +460,7 @@ func (s *Source) handle(ctx context.Context, log *slog.Logger, frame []byte, met
 		opts.Errors = []hl7v2.AckError{{Code: errCode, Severity: "E", Text: opts.Text}}
 		log.Info("message rejected", "control_id", controlID, "id", rcpt.ID, "reason", opts.Text)
 	default:
-		ack = code(hl7v2.AA, enhanced)
+		ack = code(hl7v2.ApplicationAccept, enhanced)
 		log.Debug("message accepted", "control_id", controlID, "id", rcpt.ID, "verdict", rcpt.Verdict.String(), "bytes", len(frame))
 	}
 	if perr != nil {
@@ -475,12 +475,12 @@ func code(original hl7v2.AckCode, enhanced bool) hl7v2.AckCode {
 		return original
 	}
 	switch original {
-	case hl7v2.AA:
-		return hl7v2.CA
-	case hl7v2.AE:
-		return hl7v2.CE
+	case hl7v2.ApplicationAccept:
+		return hl7v2.CommitAccept
+	case hl7v2.ApplicationError:
+		return hl7v2.CommitError
 	}
-	return hl7v2.CR
+	return hl7v2.CommitReject
 }
 
 // Interface guards.

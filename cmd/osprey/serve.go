@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"crypto/tls"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -19,6 +18,7 @@ import (
 	"github.com/osprey-health/osprey/engine/admin"
 	"github.com/osprey-health/osprey/engine/broker"
 	"github.com/osprey-health/osprey/engine/config"
+	"github.com/osprey-health/osprey/engine/spec"
 	"github.com/osprey-health/osprey/engine/store"
 	"github.com/osprey-health/osprey/engine/store/postgres"
 	"github.com/osprey-health/osprey/engine/store/sqlite"
@@ -155,16 +155,23 @@ func serve(ctx context.Context, env *cliEnv, path string) error {
 // loadConfig loads and validates; lints come back as one *engine.ConfigError.
 func loadConfig(path string) (*config.Config, error) {
 	cfg, lints := config.Load(path, engine.Global)
-	var errs []config.Lint
-	for _, l := range lints {
-		if l.IsError() {
-			errs = append(errs, l)
-		}
+	if cfg == nil {
+		return nil, &engine.ConfigError{Lints: errorLints(lints)}
 	}
-	if len(errs) > 0 {
-		return nil, &engine.ConfigError{Lints: errs}
+	for _, l := range lints {
+		slog.Warn("configuration", "lint", l.String())
 	}
 	return cfg, nil
+}
+
+func errorLints(lints []spec.Lint) []spec.Lint {
+	var out []spec.Lint
+	for _, l := range lints {
+		if l.Level == spec.LevelError {
+			out = append(out, l)
+		}
+	}
+	return out
 }
 
 func openStore(ctx context.Context, s config.Server) (store.Store, error) {
@@ -209,7 +216,5 @@ func natsWhere(b *broker.Broker) string {
 }
 
 func sameServer(a, b *config.Config) bool {
-	return fmt.Sprintf("%+v", a.Server) == fmt.Sprintf("%+v", b.Server)
+	return a.Server.Hash() == b.Server.Hash()
 }
-
-var _ = errors.New

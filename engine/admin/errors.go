@@ -21,10 +21,10 @@ import (
 //
 // plus "lints" for a configuration that failed validation (422).
 type Error struct {
-	Status  int      // HTTP status code
-	Message string   // what the client sees; for 5xx a generic text
+	Status  int         // HTTP status code
+	Message string      // what the client sees; for 5xx a generic text
 	Lints   []spec.Lint // configuration findings, for 422
-	Err     error    // the cause: logged for 5xx, never sent
+	Err     error       // the cause: logged for 5xx, never sent
 }
 
 func (e *Error) Error() string {
@@ -38,8 +38,8 @@ func (e *Error) Unwrap() error { return e.Err }
 
 // errorBody is the JSON of every error response.
 type errorBody struct {
-	Error  string   `json:"error"`
-	Status int      `json:"status"`
+	Error  string     `json:"error"`
+	Status int        `json:"status"`
 	Lints  []lintView `json:"lints,omitzero"`
 }
 

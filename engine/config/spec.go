@@ -152,11 +152,11 @@ func RetrySpec() []spec.Field {
 			WithDefault("5m").WithLint(positive),
 		spec.NewFloat(fieldMultiplier, "Factor the wait grows by after each failed attempt.").
 			WithDefault(2.0).WithLint(func(v any) error {
-				if v.(float64) < 1 {
-					return errors.New("must be at least 1")
-				}
-				return nil
-			}),
+			if v.(float64) < 1 {
+				return errors.New("must be at least 1")
+			}
+			return nil
+		}),
 	}
 }
 
@@ -234,29 +234,41 @@ func ChannelSpec(reg Lookup) []spec.Field {
 	}
 }
 
-// rootSpec declares one configuration file.
-func rootSpec(reg Lookup) []spec.Field {
+// FileSpec declares one configuration file: the root of the JSON Schema.
+func FileSpec(reg Lookup) []spec.Field {
 	return []spec.Field{
-		spec.NewObject(fieldServer, "Process-wide settings. At most one file of a folder may have them.",
-			ServerSpec()...).AsOptional(),
-		spec.NewObjects(fieldChannels, "The channels: each takes messages from one source, filters and transforms "+
-			"them, and delivers them to its destinations.", ChannelSpec(reg)...).AsOptional(),
+		spec.NewObject(fieldServer, serverDesc, ServerSpec()...).AsOptional(),
+		spec.NewObjects(fieldChannels, channelsDesc, ChannelSpec(reg)...).AsOptional(),
 	}
 }
 
-// Sections describes the configuration file for docs and schema: the file itself, the
-// server section, a channel and a destination's common fields, as spec components of kind
-// config.
+const (
+	serverDesc   = "Process-wide settings: data directory, admin API, NATS, store, retention, logs. At most one file of a folder may have them."
+	channelsDesc = "The channels: each takes messages from one source, filters and transforms them, and delivers them to its destinations."
+)
+
+// Sections describes the configuration file for the reference docs, as components of kind
+// config: the file's top level, the server section and a channel.
 func Sections(reg Lookup) []spec.Component {
 	return []spec.Component{
-		{Kind: spec.KindConfig, Name: "file", Summary: "A configuration file (or each file of a folder).",
+		{Kind: spec.KindConfig, Name: "file", Summary: "A configuration file, or each file of a folder.",
 			Description: "A configuration is one YAML file or a folder of them (`*.yaml`, `*.yml`, read in name " +
 				"order). `server` may appear in at most one file; the `channels` of all files are concatenated and " +
-				"their names must be unique. Any scalar value may use `${VAR}`, `${VAR:-default}` and " +
-				"`${file:/path}`; `$${` writes a literal `${`.",
-			Fields: rootSpec(reg)},
-		{Kind: spec.KindConfig, Name: fieldServer, Summary: "Process-wide settings.", Fields: ServerSpec()},
-		{Kind: spec.KindConfig, Name: "channel", Summary: "One item of `channels`.", Fields: ChannelSpec(reg)},
+				"their names must be unique. Unknown keys are errors.\n\n" +
+				"Any scalar value may use `${VAR}` (an environment variable; unset is an error), `${VAR:-default}` " +
+				"(the default when unset or empty) and `${file:/path}` (the file's content without its trailing " +
+				"newline; a relative path is relative to the configuration file). `$${` writes a literal `${`. " +
+				"Substitution happens after the YAML is parsed, so a value can never change the file's structure.",
+			Fields: []spec.Field{
+				spec.NewObject(fieldServer, serverDesc+" See [server](#config.server).").AsOptional(),
+				spec.NewObjects(fieldChannels, channelsDesc+" See [channel](#config.channel).").AsOptional(),
+			}},
+		{Kind: spec.KindConfig, Name: fieldServer, Summary: "Process-wide settings; every one has a default.",
+			Fields: []spec.Field{spec.NewObject(fieldServer, serverDesc, ServerSpec()...).AsOptional()}},
+		{Kind: spec.KindConfig, Name: "channel", Summary: "One item of `channels`.",
+			Description: "Expressions (`filter`, `ordered_by`, a destination's `filter`, a step's `if`) are " +
+				"compiled when the configuration loads: a typo in a field name is a load error with its position.",
+			Fields: []spec.Field{spec.NewObjects(fieldChannels, channelsDesc, ChannelSpec(reg)...)}},
 	}
 }
 

@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -99,17 +100,14 @@ func readLimited(path string) ([]byte, error) {
 		return nil, err
 	}
 	defer f.Close()
-	b := make([]byte, maxFileRef+1)
-	n, err := f.Read(b)
-	for err == nil && n < len(b) {
-		var m int
-		m, err = f.Read(b[n:])
-		n += m
+	b, err := io.ReadAll(io.LimitReader(f, maxFileRef+1))
+	if err != nil {
+		return nil, err
 	}
-	if n > maxFileRef {
+	if len(b) > maxFileRef {
 		return nil, fmt.Errorf("file is larger than %d bytes", maxFileRef)
 	}
-	return b[:n], nil
+	return b, nil
 }
 
 // expand replaces every ${ref} in s with resolve(ref); $${ stands for a literal ${. It

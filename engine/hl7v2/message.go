@@ -375,7 +375,7 @@ func (s *lineScanner) next() (start, end int, t term, ok bool) {
 		end, t, s.pos = len(s.b), termNone, len(s.b)
 	case s.cr < s.lf:
 		end = s.cr
-		if s.cr+1 == s.lf {
+		if s.cr+1 == s.lf && s.lf < len(s.b) {
 			t, s.pos = termCRLF, s.cr+2
 		} else {
 			t, s.pos = termCR, s.cr+1

@@ -21,7 +21,7 @@ type MsgView struct {
 	Type      string // MSH-9.1, e.g. "ORM"
 	Event     string // MSH-9.2, e.g. "O01"
 	ControlID string // MSH-10
-	Version   string // MSH-12, e.g. "2.5.1"
+	Version   string // MSH-12.1, e.g. "2.5.1"
 	Sender    string // MSH-3.1, the sending application
 	Facility  string // MSH-4.1, the sending facility
 
@@ -42,12 +42,26 @@ func (v *MsgView) refresh() {
 	if v.m == nil {
 		return
 	}
-	v.Type = v.m.Type()
-	v.Event = v.m.Event()
-	v.ControlID = v.m.ControlID()
-	v.Version = v.m.Version()
-	v.Sender = v.m.Get("MSH-3.1")
-	v.Facility = v.m.Get("MSH-4.1")
+	v.Type, _ = v.m.At(header.typ)
+	v.Event, _ = v.m.At(header.event)
+	v.ControlID, _ = v.m.At(header.controlID)
+	v.Version, _ = v.m.At(header.version)
+	v.Sender, _ = v.m.At(header.sender)
+	v.Facility, _ = v.m.At(header.facility)
+}
+
+// header holds the MSH paths behind MsgView's fields, parsed once.
+var header = struct{ typ, event, controlID, version, sender, facility hl7v2.Path }{
+	mustPath("MSH-9.1"), mustPath("MSH-9.2"), mustPath("MSH-10"),
+	mustPath("MSH-12.1"), mustPath("MSH-3.1"), mustPath("MSH-4.1"),
+}
+
+func mustPath(s string) hl7v2.Path {
+	p, err := hl7v2.ParsePath(s)
+	if err != nil {
+		panic(err)
+	}
+	return p
 }
 
 // Get returns the unescaped value at an HL7 path such as "PID-5.1" or "PID-3[2].1", or ""
@@ -59,13 +73,21 @@ func (v *MsgView) Get(path string) string {
 	return v.m.Get(path)
 }
 
+// at is Get for a parsed path.
+func (v *MsgView) at(p hl7v2.Path) string {
+	if v == nil || v.m == nil {
+		return ""
+	}
+	s, _ := v.m.At(p)
+	return s
+}
+
 // Has reports whether the field at path is present and not empty.
 func (v *MsgView) Has(path string) bool {
 	if v == nil || v.m == nil {
 		return false
 	}
-	s, ok, err := v.m.Value(path)
-	return err == nil && ok && s != ""
+	return v.m.Get(path) != ""
 }
 
 // Count returns how many segments of the given name (e.g. "OBX") the message has.

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/expr-lang/expr"
+
+	"github.com/osprey-health/osprey/engine/hl7v2"
 )
 
 // functions are the helpers expressions may call in addition to expr's builtins. Each is
@@ -26,7 +28,34 @@ var functions = []expr.Option{
 		}
 		return Age(born, time.Now()), nil
 	}, new(func(string) int)),
+
+	// The internal functions msg.Get, msg.Has and msg.Count compile to (see literalCheck).
+	expr.Function(fnGet, func(args ...any) (any, error) {
+		return args[0].(*MsgView).Get(args[1].(string)), nil
+	}, new(func(*MsgView, string) string)),
+	expr.Function(fnGetPath, func(args ...any) (any, error) {
+		return args[0].(*MsgView).at(args[1].(hl7v2.Path)), nil
+	}, new(func(*MsgView, hl7v2.Path) string)),
+	expr.Function(fnHas, func(args ...any) (any, error) {
+		return args[0].(*MsgView).Has(args[1].(string)), nil
+	}, new(func(*MsgView, string) bool)),
+	expr.Function(fnHasPath, func(args ...any) (any, error) {
+		return args[0].(*MsgView).at(args[1].(hl7v2.Path)) != "", nil
+	}, new(func(*MsgView, hl7v2.Path) bool)),
+	expr.Function(fnCount, func(args ...any) (any, error) {
+		return args[0].(*MsgView).Count(args[1].(string)), nil
+	}, new(func(*MsgView, string) int)),
 }
+
+// Names of the internal functions. They start with "__" so that they cannot be mistaken
+// for documented ones; calling them directly works but is not supported.
+const (
+	fnGet     = "__msgGet"
+	fnGetPath = "__msgGetPath"
+	fnHas     = "__msgHas"
+	fnHasPath = "__msgHasPath"
+	fnCount   = "__msgCount"
+)
 
 // ErrNoDate is returned by ParseHL7Time for an empty value, so that callers can tell a
 // missing date from a malformed one.

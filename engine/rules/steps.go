@@ -219,13 +219,15 @@ func setSpec() spec.Component {
 
 type setStep struct {
 	path  string
+	p     hl7v2.Path
 	value string
 	expr  *Key // nil for a constant
 }
 
 func newSet(conf *spec.Parsed) (Step, error) {
 	s := &setStep{path: conf.String(fieldPath)}
-	if _, err := checkPath(s.path); err != nil {
+	var err error
+	if s.p, err = checkPath(s.path); err != nil {
 		return nil, fmt.Errorf("%s: %w", fieldDesc(conf, fieldPath), err)
 	}
 	hasValue, hasExpr := conf.Has(fieldValue), conf.Has(fieldExpr)
@@ -257,7 +259,7 @@ func (s *setStep) Apply(ctx context.Context, env Env) error {
 			return fmt.Errorf("transform set %s: %w", s.path, err)
 		}
 	}
-	if err := env.Msg.m.Set(s.path, v); err != nil {
+	if err := env.Msg.m.SetAt(s.p, v); err != nil {
 		return fmt.Errorf("transform set %s: %w", s.path, err)
 	}
 	env.Msg.refresh()
@@ -271,8 +273,11 @@ func copySpec() spec.Component {
 		Kind:    spec.KindTransform,
 		Name:    StepCopy,
 		Summary: "Copies the value at one path to another.",
-		Description: "The value is read unescaped and written escaped, so delimiters inside it " +
-			"survive as data. An absent source field clears the target.",
+		Description: "The element is copied as encoded, structure included: copying `PID-5` to " +
+			"`NK1-2` copies every component, and escaped delimiters stay escaped. Copying an element " +
+			"that has components into a single component (`PID-5` to `PV1-50.1`) fails for a " +
+			"message where the source really has several, rather than flattening them silently. " +
+			"An absent source clears the target.",
 		Fields: []spec.Field{
 			pathField(fieldFrom, "The path to read.").WithExamples("PID-3[1].1"),
 			pathField(fieldTo, "The path to write.").WithExamples("PID-2.1"),
@@ -302,11 +307,9 @@ func (s *copyStep) Apply(ctx context.Context, env Env) error {
 	if err := ready(ctx, env); err != nil {
 		return fmt.Errorf("transform copy %s to %s: %w", s.from, s.to, err)
 	}
-	v, _, err := env.Msg.m.Value(s.from)
-	if err != nil {
-		return fmt.Errorf("transform copy %s to %s: %w", s.from, s.to, err)
-	}
-	if err := env.Msg.m.Set(s.to, v); err != nil {
+	// Raw and SetRaw keep the element's structure and escapes as they are; the message's
+	// own delimiters are used on both sides, so nothing needs re-encoding.
+	if err := env.Msg.m.SetRaw(s.to, env.Msg.m.Raw(s.from)); err != nil {
 		return fmt.Errorf("transform copy %s to %s: %w", s.from, s.to, err)
 	}
 	env.Msg.refresh()
@@ -321,7 +324,9 @@ func deleteSpec() spec.Component {
 		Name:    StepDelete,
 		Summary: "Clears fields or removes whole segments.",
 		Description: "A path naming only a segment (`ZPI`, `NTE`) removes every segment of that " +
-			"name; a field path (`PID-19`) empties the field. Give `path` for one, `paths` for several.",
+			"name; with an occurrence (`NTE[2]`) only that one. A field path (`PID-19`, `PID-3[2]`, " +
+			"`PID-11.7`) empties the element. Deleting something absent is not an error. Give " +
+			"`path` for one, `paths` for several, applied in order.",
 		Fields: []spec.Field{
 			pathField(fieldPath, "One path or segment name to delete.").AsOptional().
 				WithExamples("PID-19", "ZPI"),
@@ -356,7 +361,10 @@ func lintPaths(v any) error {
 	return nil
 }
 
-type deleteStep struct{ paths []string }
+type deleteStep struct {
+	paths  []string
+	parsed []hl7v2.Path
+}
 
 func newDelete(conf *spec.Parsed) (Step, error) {
 	var s deleteStep
@@ -373,27 +381,40 @@ func newDelete(conf *spec.Parsed) (Step, error) {
 		return nil, errors.New("one of path or paths is required")
 	}
 	for _, p := range s.paths {
-		if _, err := checkPath(p); err != nil {
+		parsed, err := checkPath(p)
+		if err != nil {
 			f := fieldPath
 			if conf.Has(fieldPaths) {
 				f = fieldPaths
 			}
 			return nil, fmt.Errorf("%s: %w", fieldDesc(conf, f), err)
 		}
+		if parsed.Segment == "MSH" && parsed.Field == 0 {
+			return nil, fmt.Errorf("%s: the MSH segment cannot be deleted", fieldDesc(conf, fieldPath))
+		}
+		s.parsed = append(s.parsed, parsed)
 	}
 	return &s, nil
 }
 
 func (s *deleteStep) Apply(ctx context.Context, env Env) error {
-	for _, p := range s.paths {
+	defer env.Msg.refresh()
+	for i, p := range s.parsed {
 		if err := ready(ctx, env); err != nil {
-			return fmt.Errorf("transform delete %s: %w", p, err)
+			return fmt.Errorf("transform delete %s: %w", s.paths[i], err)
 		}
-		if err := env.Msg.m.Delete(p); err != nil {
-			return fmt.Errorf("transform delete %s: %w", p, err)
+		m := env.Msg.m
+		// hl7v2 removes one segment per Delete; a bare segment name means all of them.
+		all := p.Field == 0 && p.SegmentRep == 0
+		for n := m.Count(p.Segment); n > 0; n-- {
+			if err := m.Delete(s.paths[i]); err != nil {
+				return fmt.Errorf("transform delete %s: %w", s.paths[i], err)
+			}
+			if !all {
+				break
+			}
 		}
 	}
-	env.Msg.refresh()
 	return nil
 }
 

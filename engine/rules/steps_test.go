@@ -71,7 +71,7 @@ func TestSteps(t *testing.T) {
 		checks []check
 		gone   []string // segment names that must not remain
 	}{
-		{"set constant", StepSet, "path: MSH-5\nvalue: RIS", adtA01, []check{{"MSH-5", "RIS"}, {"MSH-6", "RAD"}}, nil},
+		{"set constant", StepSet, "path: MSH-5\nvalue: PACS", adtA01, []check{{"MSH-5", "PACS"}, {"MSH-6", "RAD"}}, nil},
 		{"set escapes delimiters", StepSet, "path: PID-5.1\nvalue: 'A|B^C~D&E\\F'", adtA01,
 			[]check{{"PID-5.1", `A|B^C~D&E\F`}, {"PID-5.2", "JOHN"}, {"PID-6", ""}, {"PID-7", "19800115"}}, nil},
 		{"set empty", StepSet, "path: PID-19\nvalue: ''", adtA01, []check{{"PID-19", ""}, {"PID-18", "ACC123"}}, nil},
@@ -79,15 +79,18 @@ func TestSteps(t *testing.T) {
 		{"set expr", StepSet, "path: PID-5.1\nexpr: 'lower(msg.Get(\"PID-5.1\")) + \"|\" + msg.Facility'", adtA01,
 			[]check{{"PID-5.1", "doe|HOSP"}, {"PID-5.2", "JOHN"}}, nil},
 		{"set expr int", StepSet, "path: NTE-1\nexpr: string(msg.Count(\"NTE\") + 1)", ormO01(), []check{{"NTE-1", "3"}}, nil},
-		{"set if true", StepSet, "path: MSH-5\nvalue: RIS\nif: msg.Type == \"ADT\"", adtA01, []check{{"MSH-5", "RIS"}}, nil},
-		{"set if false", StepSet, "path: MSH-5\nvalue: RIS\nif: msg.Type == \"ORM\"", adtA01, []check{{"MSH-5", "RAD"}}, nil},
+		{"set if true", StepSet, "path: MSH-5\nvalue: PACS\nif: msg.Type == \"ADT\"", adtA01, []check{{"MSH-5", "PACS"}}, nil},
+		{"set if false", StepSet, "path: MSH-5\nvalue: PACS\nif: msg.Type == \"ORM\"", adtA01, []check{{"MSH-5", "RIS"}}, nil},
 		{"copy", StepCopy, "from: PID-3[1].1\nto: PV1-50.1", adtA01, []check{{"PV1-50.1", "12345"}, {"PID-3[1].1", "12345"}}, nil},
 		{"copy keeps delimiters as data", StepCopy, "from: OBR-4.2\nto: NTE-3", ormO01(), []check{{"NTE-3", "CT HEAD & NECK"}, {"NTE[2]-3", "second note"}}, nil},
+		{"copy keeps structure", StepCopy, "from: PID-5\nto: NK1-2", adtA01, []check{{"NK1-2.1", "DOE"}, {"NK1-2.2", "JOHN"}, {"NK1-2.3", "A"}}, nil},
+		{"copy repetitions", StepCopy, "from: PID-3\nto: PID-2", adtA01, []check{{"PID-2[2].4", "SSA"}, {"PID-3[2].4", "SSA"}}, nil},
 		{"copy absent clears", StepCopy, "from: PV1-50\nto: PID-18", adtA01, []check{{"PID-18", ""}}, nil},
 		{"delete segment", StepDelete, "path: ZPI", adtA01, []check{{"PV1-2", "E"}}, []string{"ZPI"}},
 		{"delete every segment of a name", StepDelete, "path: NTE", ormO01(), []check{{"OBR-2", "ACC456"}}, []string{"NTE"}},
+		{"delete one occurrence", StepDelete, "path: NTE[1]", ormO01(), []check{{"NTE-3", "second note"}, {"NTE[2]-3", ""}}, nil},
 		{"delete field", StepDelete, "path: PID-19", adtA01, []check{{"PID-19", ""}, {"PID-18", "ACC123"}}, nil},
-		{"delete several", StepDelete, "paths: [ZPI, PID-19, PID-3[2]]", adtA01,
+		{"delete several", StepDelete, "paths: [ZPI, PID-19, 'PID-3[2]']", adtA01,
 			[]check{{"PID-19", ""}, {"PID-3[2].1", ""}, {"PID-3[1].1", "12345"}}, []string{"ZPI"}},
 		{"map inline", StepMap, "path: PV1-2\ntable: {E: EMERGENCY, I: INPATIENT}", adtA01, []check{{"PV1-2", "EMERGENCY"}}, nil},
 		{"map csv", StepMap, "path: PV1-3.1\nfile: tables/locations.csv", adtA01, []check{{"PV1-3.1", "EMERG"}, {"PV1-3.2", "101"}}, nil},
@@ -200,6 +203,8 @@ func TestApplyErrors(t *testing.T) {
 			"transform copy PID-3 to PID-2: ", context.Canceled},
 		{"no message", StepMap, "path: PV1-2\ntable: {A: B}", context.Background(), NewEnv(nil, "c", nil),
 			"transform map PV1-2: ", ErrNoMessage},
+		{"copy structure into a component", StepCopy, "from: PID-5\nto: PV1-50.1", context.Background(),
+			NewEnv(parse(t, adtA01), "c", nil), "transform copy PID-5 to PV1-50.1: ", nil},
 		{"read-only field", StepSet, "path: MSH-1\nvalue: '#'", context.Background(), NewEnv(parse(t, adtA01), "c", nil),
 			"transform set MSH-1: ", hl7v2.ErrReadOnly},
 	}
@@ -243,8 +248,9 @@ func TestNewStepErrors(t *testing.T) {
 		{"set non-string expr", StepSet, "path: PID-3\nexpr: msg.Count(\"OBX\")", []string{"string(...)"}},
 		{"bad if", StepSet, "path: PID-3\nvalue: x\nif: msg.Type", []string{"boolean"}},
 		{"copy bad to", StepCopy, "from: PID-3\nto: PID-", []string{`"PID-"`}},
-		{"delete neither", StepDelete, "", []string{"one of path or paths is required"}},
+		{"delete neither", StepDelete, "{}", []string{"one of path or paths is required"}},
 		{"delete both", StepDelete, "path: ZPI\npaths: [NTE]", []string{"either path or paths"}},
+		{"delete MSH", StepDelete, "path: MSH", []string{"MSH segment cannot be deleted"}},
 		{"delete bad path in list", StepDelete, "paths: [NTE, 'PID-3[x]']", []string{`"PID-3[x]"`}},
 		{"map neither", StepMap, "path: PV1-2", []string{"one of table or file is required"}},
 		{"map both", StepMap, "path: PV1-2\ntable: {A: B}\nfile: x.csv", []string{"either table or file"}},
@@ -297,8 +303,8 @@ func TestNewStepExprPosition(t *testing.T) {
 		t.Fatalf("NewStep error = %v, want a *FieldError", err)
 	}
 	var ee *ExprError
-	if !errors.As(err, &ee) || ee.Line != 2 || ee.Col != 9 {
-		t.Fatalf("ExprError = %+v, want line 2 col 9", ee)
+	if !errors.As(err, &ee) || ee.Line != 2 || ee.Col != 7 {
+		t.Fatalf("ExprError = %+v, want line 2 col 7", ee)
 	}
 	if fe.Pos != "4:9" || fe.Field != "expr" {
 		t.Errorf("FieldError = %s at %s, want expr at 4:9", fe.Field, fe.Pos)

@@ -12,6 +12,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/osprey-health/osprey/engine/hl7v2"
 	"github.com/osprey-health/osprey/engine/spec"
 )
 
@@ -61,6 +62,7 @@ func mapSpec() spec.Component {
 
 type mapStep struct {
 	path       string
+	p          hl7v2.Path
 	table      map[string]string
 	def        string
 	hasDefault bool
@@ -74,7 +76,8 @@ func newMap(conf *spec.Parsed, baseDir string) (Step, error) {
 		hasDefault: conf.Has(fieldDefault),
 		keep:       conf.Bool(fieldKeepUnmapped),
 	}
-	if _, err := checkPath(s.path); err != nil {
+	var err error
+	if s.p, err = checkPath(s.path); err != nil {
 		return nil, fmt.Errorf("%s: %w", fieldDesc(conf, fieldPath), err)
 	}
 	if s.hasDefault && conf.Has(fieldKeepUnmapped) && s.keep {
@@ -106,10 +109,7 @@ func (s *mapStep) Apply(ctx context.Context, env Env) error {
 	if err := ready(ctx, env); err != nil {
 		return fmt.Errorf("transform map %s: %w", s.path, err)
 	}
-	v, _, err := env.Msg.m.Value(s.path)
-	if err != nil {
-		return fmt.Errorf("transform map %s: %w", s.path, err)
-	}
+	v, _ := env.Msg.m.At(s.p)
 	to, ok := s.table[v]
 	switch {
 	case ok:
@@ -123,7 +123,7 @@ func (s *mapStep) Apply(ctx context.Context, env Env) error {
 	if to == v {
 		return nil
 	}
-	if err := env.Msg.m.Set(s.path, to); err != nil {
+	if err := env.Msg.m.SetAt(s.p, to); err != nil {
 		return fmt.Errorf("transform map %s: %w", s.path, err)
 	}
 	env.Msg.refresh()

@@ -1,0 +1,466 @@
+package broker_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/osprey-health/osprey/engine/broker"
+	"github.com/osprey-health/osprey/engine/broker/brokertest"
+)
+
+// streamFor creates a stream for the test and returns it with a subject inside it.
+func streamFor(t *testing.T, s *brokertest.Server, name string) (jetstream.Stream, string) {
+	t.Helper()
+	subject := s.Subject(name)
+	st, err := s.EnsureStream(testContext(t), jetstream.StreamConfig{Name: s.Stream(name), Subjects: []string{subject}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return st, subject
+}
+
+// storedRecord is one record as read back from a stream.
+type storedRecord struct {
+	seq     uint64
+	entries []broker.Entry
+}
+
+// readRecords reads every message of the stream and decodes it as a record.
+func readRecords(t *testing.T, st jetstream.Stream) []storedRecord {
+	t.Helper()
+	ctx := testContext(t)
+	info, err := st.Info(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []storedRecord
+	for seq := info.State.FirstSeq; seq <= info.State.LastSeq && info.State.Msgs > 0; seq++ {
+		m, err := st.GetMsg(ctx, seq)
+		if err != nil {
+			t.Fatalf("get message %d: %v", seq, err)
+		}
+		if m.Header.Get(jetstream.MsgIDHeader) == "" {
+			t.Errorf("message %d has no %s header", seq, jetstream.MsgIDHeader)
+		}
+		entries, err := broker.DecodeRecord(m.Data)
+		if err != nil {
+			t.Fatalf("message %d: %v", seq, err)
+		}
+		out = append(out, storedRecord{seq: seq, entries: entries})
+	}
+	return out
+}
+
+// entryIDs flattens the records' entries to their ids in stream order.
+func entryIDs(records []storedRecord) []string {
+	var ids []string
+	for _, r := range records {
+		for _, e := range r.entries {
+			ids = append(ids, e.ID)
+		}
+	}
+	return ids
+}
+
+func closeCommitter(t *testing.T, c *broker.Committer) {
+	t.Helper()
+	if err := c.Close(testContext(t)); err != nil {
+		t.Errorf("Committer.Close: %v", err)
+	}
+}
+
+func TestCommitConcurrent(t *testing.T) {
+	brokertest.Each(t, func(t *testing.T, s *brokertest.Server) {
+		const publishers, perPublisher = 32, 40
+		st, subject := streamFor(t, s, "CONC")
+		c := s.NewCommitter(subject, broker.CommitterOptions{Stream: s.Stream("CONC")})
+		ctx := testContext(t)
+		errs := make(chan error, publishers*perPublisher)
+		var wg sync.WaitGroup
+		for p := range publishers {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				for i := range perPublisher {
+					e := broker.Entry{
+						ID:      fmt.Sprintf("p%02d-%03d", p, i),
+						Headers: map[string]string{"publisher": fmt.Sprint(p)},
+						Body:    bytes.Repeat([]byte{byte(i)}, 400),
+					}
+					errs <- c.Commit(ctx, e)
+				}
+			}()
+		}
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			if err != nil {
+				t.Fatalf("Commit: %v", err)
+			}
+		}
+		closeCommitter(t, c)
+
+		records := readRecords(t, st)
+		seen := map[string]int{}
+		last := map[string]int{} // publisher -> last index seen, for order
+		for _, r := range records {
+			for _, e := range r.entries {
+				seen[e.ID]++
+				var p, i int
+				if _, err := fmt.Sscanf(e.ID, "p%02d-%03d", &p, &i); err != nil {
+					t.Fatalf("unexpected entry id %q", e.ID)
+				}
+				if e.Headers["publisher"] != fmt.Sprint(p) || len(e.Body) != 400 || e.Body[0] != byte(i) {
+					t.Errorf("entry %s came back altered: headers %v, %d bytes", e.ID, e.Headers, len(e.Body))
+				}
+				key := fmt.Sprint(p)
+				if prev, ok := last[key]; ok && i <= prev {
+					t.Errorf("publisher %d: entry %d stored after entry %d", p, i, prev)
+				}
+				last[key] = i
+			}
+		}
+		if len(seen) != publishers*perPublisher {
+			t.Errorf("%d distinct entries in the stream, want %d", len(seen), publishers*perPublisher)
+		}
+		for id, n := range seen {
+			if n != 1 {
+				t.Errorf("entry %s stored %d times", id, n)
+			}
+		}
+		t.Logf("%d entries in %d records", publishers*perPublisher, len(records))
+	})
+}
+
+// TestCommitDurableOnReturn reads the stream right after each Commit: the entry is there.
+func TestCommitDurableOnReturn(t *testing.T) {
+	brokertest.Each(t, func(t *testing.T, s *brokertest.Server) {
+		ctx := testContext(t)
+		st, subject := streamFor(t, s, "RET")
+		c := s.NewCommitter(subject, broker.CommitterOptions{})
+		defer closeCommitter(t, c)
+		for i := range 20 {
+			id := fmt.Sprintf("m%d", i)
+			if err := c.Commit(ctx, broker.Entry{ID: id, Body: []byte("MSH|^~\\&|")}); err != nil {
+				t.Fatalf("Commit %s: %v", id, err)
+			}
+			m, err := st.GetLastMsgForSubject(ctx, subject)
+			if err != nil {
+				t.Fatalf("after Commit %s: %v", id, err)
+			}
+			entries, err := broker.DecodeRecord(m.Data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(entries) != 1 || entries[0].ID != id {
+				t.Fatalf("last record after Commit %s holds %v", id, entryIDs([]storedRecord{{entries: entries}}))
+			}
+		}
+	})
+}
+
+func TestCommitSequentialOrder(t *testing.T) {
+	s := brokertest.New(t)
+	ctx := testContext(t)
+	st, subject := streamFor(t, s, "ORDER")
+	c := s.NewCommitter(subject, broker.CommitterOptions{MaxInFlight: 8})
+	var want []string
+	for i := range 50 {
+		id := fmt.Sprintf("%03d", i)
+		want = append(want, id)
+		if err := c.Commit(ctx, broker.Entry{ID: id}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	closeCommitter(t, c)
+	got := entryIDs(readRecords(t, st))
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("stream order %v, want %v", got, want)
+	}
+}
+
+func TestCommitTooLarge(t *testing.T) {
+	brokertest.Each(t, func(t *testing.T, s *brokertest.Server) {
+		ctx := testContext(t)
+		st, subject := streamFor(t, s, "BIG")
+		c := s.NewCommitter(subject, broker.CommitterOptions{MaxBytes: 64 << 10})
+		defer closeCommitter(t, c)
+		max := int(s.Conn().MaxPayload())
+
+		err := c.Commit(ctx, broker.Entry{ID: "huge", Body: make([]byte, max)})
+		if !errors.Is(err, broker.ErrTooLarge) {
+			t.Errorf("entry of the server's max payload: error %v, want ErrTooLarge", err)
+		}
+
+		// Above MaxBytes but within the server's limit: written alone, while small entries
+		// committed at the same time go in other records.
+		var wg sync.WaitGroup
+		errs := make([]error, 9)
+		for i := range errs {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				e := broker.Entry{ID: fmt.Sprintf("small%d", i), Body: make([]byte, 100)}
+				if i == 0 {
+					e = broker.Entry{ID: "big", Body: make([]byte, 200<<10)}
+				}
+				errs[i] = c.Commit(ctx, e)
+			}()
+		}
+		wg.Wait()
+		for i, err := range errs {
+			if err != nil {
+				t.Errorf("commit %d: %v", i, err)
+			}
+		}
+		found := false
+		for _, r := range readRecords(t, st) {
+			for _, e := range r.entries {
+				if e.ID == "big" {
+					found = true
+					if len(r.entries) != 1 || len(e.Body) != 200<<10 {
+						t.Errorf("big entry shares record %d with %d others", r.seq, len(r.entries)-1)
+					}
+				}
+			}
+		}
+		if !found {
+			t.Error("big entry not in the stream")
+		}
+	})
+}
+
+func TestCommitterClose(t *testing.T) {
+	s := brokertest.New(t)
+	ctx := testContext(t)
+	st, subject := streamFor(t, s, "CLOSE")
+	c := s.NewCommitter(subject, broker.CommitterOptions{MaxInFlight: 1, MaxEntries: 4})
+
+	const n = 64
+	results := make(chan struct {
+		id  string
+		err error
+	}, n)
+	for i := range n {
+		go func() {
+			id := fmt.Sprintf("e%02d", i)
+			results <- struct {
+				id  string
+				err error
+			}{id, c.Commit(ctx, broker.Entry{ID: id, Body: []byte("x")})}
+		}()
+	}
+	// Close while commits are queued: it flushes them.
+	if err := c.Close(ctx); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	acked := map[string]bool{}
+	for range n {
+		r := <-results
+		switch {
+		case r.err == nil:
+			acked[r.id] = true
+		case errors.Is(r.err, broker.ErrClosed):
+			// Arrived after Close: refused, never written.
+		default:
+			t.Errorf("commit %s: %v", r.id, r.err)
+		}
+	}
+	stored := map[string]bool{}
+	for _, id := range entryIDs(readRecords(t, st)) {
+		stored[id] = true
+	}
+	t.Logf("%d of %d commits acknowledged, the rest refused after Close", len(acked), n)
+	if fmt.Sprint(stored) != fmt.Sprint(acked) {
+		t.Errorf("stored %v, acknowledged %v", stored, acked)
+	}
+	if err := c.Commit(ctx, broker.Entry{ID: "late"}); !errors.Is(err, broker.ErrClosed) {
+		t.Errorf("Commit after Close: %v, want ErrClosed", err)
+	}
+	if err := c.Close(ctx); err != nil {
+		t.Errorf("second Close: %v", err)
+	}
+}
+
+func TestCommitContextDone(t *testing.T) {
+	s := brokertest.New(t)
+	st, subject := streamFor(t, s, "CTX")
+	c := s.NewCommitter(subject, broker.CommitterOptions{})
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if err := c.Commit(ctx, broker.Entry{ID: "cancelled"}); !errors.Is(err, context.Canceled) {
+		t.Errorf("Commit with a cancelled context: %v, want context.Canceled", err)
+	}
+	closeCommitter(t, c)
+	if ids := entryIDs(readRecords(t, st)); len(ids) != 0 {
+		t.Errorf("cancelled entry was written: %v", ids)
+	}
+}
+
+func TestCommitNoStream(t *testing.T) {
+	s := brokertest.New(t)
+	c := s.NewCommitter(s.Subject("nowhere"), broker.CommitterOptions{})
+	defer closeCommitter(t, c)
+	err := c.Commit(testContext(t), broker.Entry{ID: "lost"})
+	if err == nil {
+		t.Fatal("Commit to a subject without a stream succeeded")
+	}
+	if !errors.Is(err, jetstream.ErrNoStreamResponse) {
+		t.Errorf("error %v, want it to wrap jetstream.ErrNoStreamResponse", err)
+	}
+}
+
+func TestCommitWrongStream(t *testing.T) {
+	s := brokertest.New(t)
+	_, subject := streamFor(t, s, "REAL")
+	c := s.NewCommitter(subject, broker.CommitterOptions{Stream: s.Stream("OTHER")})
+	defer closeCommitter(t, c)
+	if err := c.Commit(testContext(t), broker.Entry{ID: "misrouted"}); err == nil {
+		t.Error("Commit to a subject of another stream than CommitterOptions.Stream succeeded")
+	}
+}
+
+// TestCommitServerStopped stops the embedded server under load: every Commit returns an
+// error, promptly rather than at its context deadline, and every entry that was acknowledged
+// is in the stream after a restart.
+func TestCommitServerStopped(t *testing.T) {
+	dir := t.TempDir()
+	ctx := testContext(t)
+	b, err := broker.Start(ctx, broker.Config{StoreDir: dir}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	s := &brokertest.Server{Broker: b, Prefix: "T0"}
+	_, subject := streamFor(t, s, "STOP")
+	c := s.NewCommitter(subject, broker.CommitterOptions{AckTimeout: time.Minute})
+
+	const publishers = 16
+	type result struct {
+		acked   []string
+		lastErr error
+	}
+	results := make(chan result, publishers)
+	started := make(chan struct{}, publishers)
+	commitCtx, cancel := context.WithTimeout(ctx, 40*time.Second)
+	defer cancel()
+	for p := range publishers {
+		go func() {
+			var r result
+			for i := 0; ; i++ {
+				id := fmt.Sprintf("p%d-%d", p, i)
+				if err := c.Commit(commitCtx, broker.Entry{ID: id, Body: make([]byte, 400)}); err != nil {
+					r.lastErr = err
+					break
+				}
+				r.acked = append(r.acked, id)
+				if i == 0 {
+					started <- struct{}{}
+				}
+			}
+			results <- r
+		}()
+	}
+	for range publishers {
+		<-started
+	}
+	broker.ServerOf(b).Shutdown()
+
+	var acked []string
+	for range publishers {
+		r := <-results
+		if errors.Is(r.lastErr, context.DeadlineExceeded) {
+			t.Errorf("Commit hung until its context ended: %v", r.lastErr)
+		}
+		acked = append(acked, r.acked...)
+		t.Logf("publisher stopped by: %v", r.lastErr)
+	}
+	closeCommitter(t, c)
+	b.Close()
+
+	// Everything acknowledged before the stop survives it.
+	b2, err := broker.Start(ctx, broker.Config{StoreDir: dir}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b2.Close()
+	st, err := b2.JetStream().Stream(ctx, s.Stream("STOP"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	stored := map[string]bool{}
+	for _, id := range entryIDs(readRecords(t, st)) {
+		stored[id] = true
+	}
+	for _, id := range acked {
+		if !stored[id] {
+			t.Errorf("acknowledged entry %s lost", id)
+		}
+	}
+	t.Logf("%d entries acknowledged before the stop, %d stored", len(acked), len(stored))
+}
+
+// TestRestartDurability commits entries, closes the broker, starts a new one on the same
+// store and finds every entry.
+func TestRestartDurability(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "nats")
+	ctx := testContext(t)
+	const n = 300
+	b, err := broker.Start(ctx, broker.Config{StoreDir: dir}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &brokertest.Server{Broker: b, Prefix: "T0"}
+	_, subject := streamFor(t, s, "DURABLE")
+	c := s.NewCommitter(subject, broker.CommitterOptions{})
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs <- c.Commit(ctx, broker.Entry{ID: fmt.Sprintf("d%03d", i), Body: []byte(fmt.Sprint(i))})
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	closeCommitter(t, c)
+	if err := b.Close(); err != nil {
+		t.Fatal(err)
+	}
+
+	b2, err := broker.Start(ctx, broker.Config{StoreDir: dir}, nil)
+	if err != nil {
+		t.Fatalf("restart: %v", err)
+	}
+	defer b2.Close()
+	st, err := b2.JetStream().Stream(ctx, s.Stream("DURABLE"))
+	if err != nil {
+		t.Fatalf("stream after restart: %v", err)
+	}
+	seen := map[string]bool{}
+	for _, r := range readRecords(t, st) {
+		for _, e := range r.entries {
+			if e.ID != fmt.Sprintf("d%03s", e.Body) {
+				t.Errorf("entry %s has body %q", e.ID, e.Body)
+			}
+			seen[e.ID] = true
+		}
+	}
+	if len(seen) != n {
+		t.Errorf("%d entries after restart, want %d", len(seen), n)
+	}
+}

@@ -1,0 +1,129 @@
+package sqlite
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/osprey-health/osprey/engine/store"
+	"github.com/osprey-health/osprey/engine/store/storetest"
+)
+
+func openFile(t *testing.T) *Store {
+	t.Helper()
+	s, err := Open(t.Context(), filepath.Join(t.TempDir(), "data", "osprey.db"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close() })
+	return s
+}
+
+func TestConformance(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) store.Store { return openFile(t) })
+}
+
+func TestConformanceMemory(t *testing.T) {
+	storetest.Run(t, func(t *testing.T) store.Store {
+		s, err := Open(t.Context(), Memory, Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { s.Close() })
+		return s
+	})
+}
+
+func TestPragmas(t *testing.T) {
+	s := openFile(t)
+	tests := []struct {
+		pragma string
+		want   string
+	}{
+		{"journal_mode", "wal"},
+		{"synchronous", "1"}, // NORMAL
+		{"foreign_keys", "1"},
+		{"busy_timeout", "5000"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.pragma, func(t *testing.T) {
+			var got string
+			if err := s.w.QueryRowContext(t.Context(), "PRAGMA "+tc.pragma).Scan(&got); err != nil {
+				t.Fatal(err)
+			}
+			if strings.ToLower(got) != tc.want {
+				t.Errorf("PRAGMA %s = %q, want %q", tc.pragma, got, tc.want)
+			}
+		})
+	}
+	t.Run("readers are query only", func(t *testing.T) {
+		_, err := s.r.ExecContext(t.Context(), `DELETE FROM messages`)
+		if err == nil {
+			t.Error("a read pool connection accepted a write")
+		}
+	})
+}
+
+func TestFileMode(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "osprey.db")
+	s, err := Open(t.Context(), path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	fi, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if perm := fi.Mode().Perm(); perm != 0o600 {
+		t.Errorf("database file mode %v, want 0600 (it holds PHI)", perm)
+	}
+}
+
+func TestMigrationsIdempotent(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "osprey.db")
+	for i := range 3 {
+		s, err := Open(t.Context(), path, Options{})
+		if err != nil {
+			t.Fatalf("open #%d: %v", i+1, err)
+		}
+		var n, v int
+		if err := s.r.QueryRowContext(t.Context(), `SELECT count(*), max(version) FROM schema_migrations`).Scan(&n, &v); err != nil {
+			t.Fatal(err)
+		}
+		if n != v || n < 1 {
+			t.Errorf("open #%d: %d migration rows up to version %d", i+1, n, v)
+		}
+		if err := s.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func TestNewerSchemaRefused(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "osprey.db")
+	s, err := Open(t.Context(), path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.w.ExecContext(t.Context(), `INSERT INTO schema_migrations (version, applied_at) VALUES (999, 0)`); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if s, err := Open(t.Context(), path, Options{}); err == nil {
+		s.Close()
+		t.Fatal("Open accepted a database from a newer release")
+	} else if !strings.Contains(err.Error(), "newer") {
+		t.Errorf("error %q does not say the schema is newer", err)
+	}
+}
+
+func TestInvalidPath(t *testing.T) {
+	for _, p := range []string{"", "a?b", "x#y"} {
+		if s, err := Open(t.Context(), p, Options{}); err == nil {
+			s.Close()
+			t.Errorf("Open(%q) succeeded", p)
+		}
+	}
+}

@@ -254,6 +254,17 @@ func (ch *channel) resume(ctx context.Context) error {
 	if running {
 		return nil
 	}
+	// A source's Run is one-shot (it owns its listener), so a stopped channel starts a fresh one.
+	src, err := ch.e.opts.Registry.NewSource(ch.cfg.Source.Name, ch.cfg.Source.Conf,
+		Resources{Logger: ch.log, DataDir: ch.e.opts.DataDir, Channel: ch.name})
+	if err != nil {
+		return fmt.Errorf("source %s: %w", ch.cfg.Source.Name, err)
+	}
+	if err := provision(ctx, src); err != nil {
+		return fmt.Errorf("source %s: %w", ch.cfg.Source.Name, err)
+	}
+	_ = closeComponent(ctx, ch.source)
+	ch.source = src
 	ch.committer = ch.e.opts.Broker.NewCommitter(inSubject(ch.name), broker.CommitterOptions{})
 	return ch.run(ctx)
 }

@@ -99,8 +99,12 @@ var ErrRejected = errors.New("rejected by peer")
 // Optional lifecycle steps, in the order the engine calls them: construct (no side effects),
 // Provision, use, Close. A component implements only the ones it needs.
 type (
-	Provisioner interface{ Provision(ctx context.Context) error }
-	Closer      interface{ Close(ctx context.Context) error }
+	Provisioner interface {
+		Provision(ctx context.Context) error
+	}
+	Closer interface {
+		Close(ctx context.Context) error
+	}
 )
 
 // Resources are what the engine lends a component at construction.

@@ -95,6 +95,11 @@ type harness struct {
 
 func newHarness(t *testing.T, channelYAML string) *harness {
 	t.Helper()
+	return newHarnessOn(t, brokertest.New(t), channelYAML)
+}
+
+func newHarnessOn(t *testing.T, br *brokertest.Server, channelYAML string) *harness {
+	t.Helper()
 	h := &harness{t: t, src: &pushSource{sinks: make(chan engine.Sink, 1)}, captures: map[string]*capture{}, dir: t.TempDir()}
 	reg := engine.NewRegistry()
 	reg.RegisterSource(spec.Component{Name: "push", Summary: "test source"},
@@ -106,7 +111,6 @@ func newHarness(t *testing.T, channelYAML string) *harness {
 			h.captures[p.String("key")] = c
 			return c, nil
 		})
-	br := brokertest.New(t)
 	st, err := sqlite.Open(context.Background(), filepath.Join(h.dir, "osprey.db"), sqlite.Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -221,6 +225,57 @@ func TestAcceptedMessageIsCommittedStoredAndDelivered(t *testing.T) {
 	}
 	if got := h.captures["out"].received(); !slices.Equal(got, []string{"C1"}) {
 		t.Errorf("delivered %v, want [C1]", got)
+	}
+}
+
+// The same path against the NATS server running on this machine (an external cluster to
+// Osprey): the channel name carries the test's unique prefix so streams never collide.
+func TestExternalNATSCarriesMessagesTheSameWay(t *testing.T) {
+	br := brokertest.External(t)
+	name := "feed-" + strings.ToLower(br.Prefix)
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		for _, s := range []string{"OSPREY_IN_", "OSPREY_OUT_"} {
+			_ = br.JetStream().DeleteStream(ctx, s+strings.ToUpper(name))
+		}
+	})
+	h := newHarnessOn(t, br, strings.ReplaceAll(simple, "name: feed", "name: "+name))
+	var ids []string
+	for i := range 50 {
+		ids = append(ids, h.send(hl7msg("ADT^A08", fmt.Sprintf("E%02d", i), "P1")).ID)
+	}
+	waitFor(t, "all sent", 20*time.Second, func() bool {
+		for _, id := range ids {
+			if h.status(id) != store.StatusSent {
+				return false
+			}
+		}
+		return true
+	})
+	if n := len(h.captures["out"].received()); n != 50 {
+		t.Errorf("delivered %d, want 50", n)
+	}
+}
+
+// Accept returns only once the message is in the inbound stream: right after it returns, the
+// stream's last sequence has moved, whatever the processor has done since.
+func TestAcceptReturnsAfterTheStreamHasTheMessage(t *testing.T) {
+	br := brokertest.New(t)
+	h := newHarnessOn(t, br, simple)
+	stream, err := br.JetStream().Stream(context.Background(), "OSPREY_IN_FEED")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 5 {
+		h.send(hl7msg("ADT^A08", fmt.Sprintf("S%d", i), "P1"))
+		info, err := stream.Info(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if info.State.LastSeq < uint64(i+1) {
+			t.Fatalf("after %d accepts the inbound stream's last sequence is %d", i+1, info.State.LastSeq)
+		}
 	}
 }
 

@@ -173,18 +173,19 @@ func (c *Client) Send(ctx context.Context, msg []byte) (hl7v2.Ack, []byte, error
 	for {
 		select {
 		case f := <-c.frames:
-			ack, err := readAck(f)
-			if err != nil {
-				c.closeLocked()
-				return hl7v2.Ack{}, f, fmt.Errorf("mllp: %s: reply to %s: %w", c.addr, id, err)
+			if ack, ok, err := c.match(f, id); ok || err != nil {
+				return ack, f, err
 			}
-			if ack.ControlID != id {
-				c.log.Warn("discarding ACK for another message (late or misdirected)",
-					"msa_2", ack.ControlID, "waiting_for", id, "code", string(ack.Code))
-				continue
-			}
-			return ack, f, nil
 		case <-c.done:
+			// The peer may have answered and then closed: frames read before the close
+			// are still queued, and select picks among ready cases at random.
+			// The read loop has ended, so nothing is added to frames any more.
+			for len(c.frames) > 0 {
+				f := <-c.frames
+				if ack, ok, err := c.match(f, id); ok || err != nil {
+					return ack, f, err
+				}
+			}
 			c.closeLocked()
 			return hl7v2.Ack{}, nil, fmt.Errorf("mllp: %s: connection lost waiting for ACK to %s: %w", c.addr, id, c.lostErr())
 		case <-timer.C:
@@ -195,6 +196,22 @@ func (c *Client) Send(ctx context.Context, msg []byte) (hl7v2.Ack, []byte, error
 			return hl7v2.Ack{}, nil, fmt.Errorf("mllp: %s: waiting for ACK to %s: %w", c.addr, id, ctx.Err())
 		}
 	}
+}
+
+// match reports whether frame f is the ACK to control id. A frame that is no ACK at all is
+// an error and closes the connection; an ACK to another message is logged and skipped.
+func (c *Client) match(f []byte, id string) (hl7v2.Ack, bool, error) {
+	ack, err := readAck(f)
+	if err != nil {
+		c.closeLocked()
+		return hl7v2.Ack{}, false, fmt.Errorf("mllp: %s: reply to %s: %w", c.addr, id, err)
+	}
+	if ack.ControlID != id {
+		c.log.Warn("discarding ACK for another message (late or misdirected)",
+			"msa_2", ack.ControlID, "waiting_for", id, "code", string(ack.Code))
+		return hl7v2.Ack{}, false, nil
+	}
+	return ack, true, nil
 }
 
 // drain discards frames that arrived while no message was in flight: ACKs to messages

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strconv"
@@ -263,6 +264,10 @@ func (c *Committer) publish(batch []*waiter, bytes int) *record {
 		msg.Header.Set(jetstream.ExpectedStreamHeader, c.opts.Stream)
 	}
 	r.paf, r.err = c.js.PublishMsgAsync(msg)
+	if errors.Is(r.err, nats.ErrReconnectBufExceeded) {
+		// With no reconnect buffer this is how a publish fails while disconnected.
+		r.err = fmt.Errorf("%w: %w", nats.ErrDisconnected, r.err)
+	}
 	return r
 }
 
@@ -313,4 +318,3 @@ func (c *Committer) checkAck(pa *jetstream.PubAck) error {
 	}
 	return nil
 }
-

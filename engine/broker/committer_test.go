@@ -238,55 +238,88 @@ func TestCommitTooLarge(t *testing.T) {
 	})
 }
 
+// waitFor polls cond until it holds or the test's deadline nears.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// TestCommitterClose queues commits that cannot be published yet, closes the committer, and
+// checks that Close writes them all before it returns and refuses commits from then on.
 func TestCommitterClose(t *testing.T) {
 	s := brokertest.New(t)
 	ctx := testContext(t)
 	st, subject := streamFor(t, s, "CLOSE")
-	c := s.NewCommitter(subject, broker.CommitterOptions{MaxInFlight: 1, MaxEntries: 4})
+	c := s.NewCommitter(subject, broker.CommitterOptions{MaxInFlight: 2, MaxEntries: 4})
+	release := broker.HoldSlots(c)
 
-	const n = 64
-	results := make(chan struct {
-		id  string
-		err error
-	}, n)
+	const n = 40
+	errs := make(chan error, n)
 	for i := range n {
-		go func() {
-			id := fmt.Sprintf("e%02d", i)
-			results <- struct {
-				id  string
-				err error
-			}{id, c.Commit(ctx, broker.Entry{ID: id, Body: []byte("x")})}
-		}()
+		go func() { errs <- c.Commit(ctx, broker.Entry{ID: fmt.Sprintf("e%02d", i), Body: []byte("x")}) }()
 	}
-	// Close while commits are queued: it flushes them.
-	if err := c.Close(ctx); err != nil {
+	waitFor(t, "all commits queued", func() bool { return broker.Queued(c) == n })
+
+	closed := make(chan error, 1)
+	go func() { closed <- c.Close(ctx) }()
+	waitFor(t, "Close to start", func() bool { return broker.Closing(c) })
+	if err := c.Commit(ctx, broker.Entry{ID: "late"}); !errors.Is(err, broker.ErrClosed) {
+		t.Errorf("Commit during Close: %v, want ErrClosed", err)
+	}
+	release()
+	if err := <-closed; err != nil {
 		t.Fatalf("Close: %v", err)
 	}
-	acked := map[string]bool{}
+	// Close returned: every queued commit has its answer already.
 	for range n {
-		r := <-results
-		switch {
-		case r.err == nil:
-			acked[r.id] = true
-		case errors.Is(r.err, broker.ErrClosed):
-			// Arrived after Close: refused, never written.
+		select {
+		case err := <-errs:
+			if err != nil {
+				t.Errorf("queued commit: %v", err)
+			}
 		default:
-			t.Errorf("commit %s: %v", r.id, r.err)
+			t.Fatal("Close returned before every queued commit was answered")
 		}
 	}
-	stored := map[string]bool{}
-	for _, id := range entryIDs(readRecords(t, st)) {
-		stored[id] = true
+	if got := len(entryIDs(readRecords(t, st))); got != n {
+		t.Errorf("%d entries stored, want %d", got, n)
 	}
-	t.Logf("%d of %d commits acknowledged, the rest refused after Close", len(acked), n)
-	if fmt.Sprint(stored) != fmt.Sprint(acked) {
-		t.Errorf("stored %v, acknowledged %v", stored, acked)
-	}
-	if err := c.Commit(ctx, broker.Entry{ID: "late"}); !errors.Is(err, broker.ErrClosed) {
+	if err := c.Commit(ctx, broker.Entry{ID: "later"}); !errors.Is(err, broker.ErrClosed) {
 		t.Errorf("Commit after Close: %v, want ErrClosed", err)
 	}
 	if err := c.Close(ctx); err != nil {
 		t.Errorf("second Close: %v", err)
+	}
+}
+
+// TestCommitAbandoned: an entry whose caller gives up while it is still queued is not
+// written.
+func TestCommitAbandoned(t *testing.T) {
+	s := brokertest.New(t)
+	st, subject := streamFor(t, s, "ABANDON")
+	c := s.NewCommitter(subject, broker.CommitterOptions{})
+	release := broker.HoldSlots(c)
+	ctx, cancel := context.WithCancel(testContext(t))
+	done := make(chan error, 1)
+	go func() { done <- c.Commit(ctx, broker.Entry{ID: "abandoned"}) }()
+	waitFor(t, "the commit to queue", func() bool { return broker.Queued(c) == 1 })
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Errorf("abandoned Commit: %v, want context.Canceled", err)
+	}
+	release()
+	if err := c.Commit(testContext(t), broker.Entry{ID: "kept"}); err != nil {
+		t.Fatal(err)
+	}
+	closeCommitter(t, c)
+	if got := entryIDs(readRecords(t, st)); fmt.Sprint(got) != "[kept]" {
+		t.Errorf("stream holds %v, want [kept]", got)
 	}
 }
 

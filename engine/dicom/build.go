@@ -160,6 +160,9 @@ func convert(vr string, value any) (any, error) {
 	case "SQ":
 		return nil, fmt.Errorf("use Builder.Sequence: %w", ErrValue)
 	}
+	if binaryVR(vr) {
+		return nil, fmt.Errorf("%T: %w", value, ErrValue)
+	}
 	switch v := value.(type) {
 	case string:
 		if v == "" {
@@ -179,6 +182,15 @@ func convert(vr string, value any) (any, error) {
 		}
 	}
 	return nil, fmt.Errorf("%T: %w", value, ErrValue)
+}
+
+// binaryVR reports whether vr holds numbers or bytes rather than text.
+func binaryVR(vr string) bool {
+	switch vr {
+	case "US", "SS", "UL", "SL", "FL", "FD", "OB", "OW", "OF", "OD", "OL", "UN", "AT":
+		return true
+	}
+	return false
 }
 
 // FormatDS formats v as a Decimal String: at most 16 characters, as precise as fits, with no

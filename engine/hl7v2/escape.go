@@ -127,6 +127,9 @@ func appendUnescaped[T string | []byte](dst []byte, s T, d *Delimiters) []byte {
 // decodeSeq appends the decoded form of the escape sequence body seq, or reports false
 // when the sequence is one Unescape keeps as written.
 func decodeSeq[T string | []byte](dst []byte, seq T, d *Delimiters) ([]byte, bool) {
+	if len(seq) == 0 {
+		return dst, false
+	}
 	if len(seq) == 1 {
 		var c byte
 		switch seq[0] {

@@ -174,6 +174,7 @@ var goNames = strings.NewReplacer(
 	"rules.MsgView", "msg",
 	"rules.Env", "the environment",
 	"interface {}", "any",
+	fnGetPath, "msg.Get", fnGet, "msg.Get", fnHasPath, "msg.Has", fnHas, "msg.Has", fnCount, "msg.Count",
 )
 
 func humanize(s string) string { return goNames.Replace(s) }
@@ -267,10 +268,13 @@ func (c *literalCheck) Visit(node *ast.Node) {
 		return
 	}
 	arg, literal := call.Arguments[0].(*ast.StringNode)
+	// Only calls that type-check are rewritten, so that the checker's complaint about a bad
+	// argument names msg.Get and not an internal function.
+	stringArg := literal || call.Arguments[0].Type() == stringType
 	switch callee := call.Callee.(type) {
 	case *ast.MemberNode:
 		name, ok := callee.Property.(*ast.StringNode)
-		if !ok || callee.Node.Type() != viewType || callee.Optional {
+		if !ok || callee.Node.Type() != viewType || callee.Optional || !stringArg {
 			return
 		}
 		switch name.Value {

@@ -46,7 +46,7 @@ func parse(t testing.TB, data []byte) *hl7v2.Message {
 
 func TestFilterMatch(t *testing.T) {
 	adt, orm := adtA01, ormO01()
-	meta := map[string]string{"remote_addr": "10.1.2.3:40000"}
+	meta := map[string]string{"remote_addr": "10.1.2.3:40000", "path": "PID-5.1", "bad": "PID-3,1"}
 	tests := []struct {
 		name string
 		src  string
@@ -75,6 +75,8 @@ func TestFilterMatch(t *testing.T) {
 		{"paediatric", `age(msg.Get("PID-7")) < 18`, orm, true},
 		{"adult", `age(msg.Get("PID-7")) >= 18`, adt, true},
 		{"builtins", `lower(trim(" ORM ")) == "orm" && len(split("a^b", "^")) == 2 && upper(msg.Event) endsWith "01"`, orm, true},
+		{"dynamic path", `msg.Get("PID-3" + "[1].1") == "12345" && msg.Has(meta.path) && msg.Count(upper("pv1")) == 1`, adt, true},
+		{"invalid dynamic path reads empty", `msg.Get(meta.bad) == "" && !msg.Has(meta.bad)`, adt, true},
 		{"multi-line", "msg.Type == \"ORM\"\n  && msg.Count(\"NTE\") > 1", orm, true},
 	}
 	for _, tt := range tests {
@@ -255,5 +257,28 @@ func TestConcurrentMatch(t *testing.T) {
 		if err := <-errs; err != nil {
 			t.Error(err)
 		}
+	}
+}
+
+func TestErrorsNameUserFunctions(t *testing.T) {
+	for _, src := range []string{`msg.Get(1) == ""`, `msg.Has(true)`, `msg.Count(2) > 0`, `msg.Get("PID-3", "x") == ""`} {
+		t.Run(src, func(t *testing.T) {
+			_, err := CompileFilter(src)
+			if err == nil {
+				t.Fatal("compiled, want error")
+			}
+			if strings.Contains(err.Error(), "__") {
+				t.Errorf("error %q names an internal function", err)
+			}
+		})
+	}
+}
+
+// TestDocumentedError pins the error shown in docs/rules.md.
+func TestDocumentedError(t *testing.T) {
+	_, err := CompileFilter(`msg.Type == "ORM" && msg.Evnt == "O01"`)
+	want := "line 1, column 26: type msg has no field Evnt (did you mean Event?)"
+	if err == nil || err.Error() != want {
+		t.Errorf("error = %v, want %q", err, want)
 	}
 }

@@ -23,6 +23,7 @@ const (
 	StepCopy   = "copy"
 	StepDelete = "delete"
 	StepMap    = "map"
+	StepWhen   = "when"
 )
 
 // Field names shared by the step declarations.
@@ -38,6 +39,8 @@ const (
 	fieldFile         = "file"
 	fieldDefault      = "default"
 	fieldKeepUnmapped = "keep_unmapped"
+	fieldThen         = "then"
+	fieldElse         = "else"
 )
 
 // ErrUnknownStep is returned by NewStep for a name that is not a built-in step.
@@ -45,6 +48,12 @@ var ErrUnknownStep = errors.New("unknown transform step")
 
 // Steps returns the declarations of every built-in step, for config linting and docs.
 func Steps() []spec.Component {
+	return append(basicSteps(), whenSpec())
+}
+
+// basicSteps are the steps a when may contain: when does not nest, which keeps channel
+// configs flat enough to read and the declarations finite.
+func basicSteps() []spec.Component {
 	return []spec.Component{setSpec(), copySpec(), deleteSpec(), mapSpec()}
 }
 
@@ -65,6 +74,13 @@ func NewStep(name string, conf *spec.Parsed, baseDir string) (Step, error) {
 		s, err = newDelete(conf)
 	case StepMap:
 		s, err = newMap(conf, baseDir)
+	case StepWhen:
+		// when's `if` is its own condition, not the guard every other step may have.
+		s, err := newWhen(conf, baseDir)
+		if err != nil {
+			return nil, fmt.Errorf("transform when: %w", err)
+		}
+		return s, nil
 	default:
 		return nil, fmt.Errorf("%w %q (known: %s)", ErrUnknownStep, name, strings.Join(stepNames(), ", "))
 	}
@@ -413,6 +429,113 @@ func (s *deleteStep) Apply(ctx context.Context, env Env) error {
 			if !all {
 				break
 			}
+		}
+	}
+	return nil
+}
+
+// --- when -----------------------------------------------------------------------------
+
+func whenSpec() spec.Component {
+	return spec.Component{
+		Kind:    spec.KindTransform,
+		Name:    StepWhen,
+		Summary: "Applies a group of steps when a condition holds, another group when it does not.",
+		Description: "For a single step, the `if` field every step has is shorter. A when holds " +
+			"set, copy, delete and map steps; it does not nest.",
+		Fields: []spec.Field{
+			spec.NewExpr(fieldIf, "The filter expression deciding which group runs.").
+				WithExamples(`msg.Type == "ORM" && msg.Event == "O01"`).WithLint(lintFilter),
+			spec.NewObjects(fieldThen, "The steps applied, in order, when the condition is true.").
+				WithChoices(spec.KindTransform, basicSteps()...),
+			spec.NewObjects(fieldElse, "The steps applied, in order, when it is false.").AsOptional().
+				WithChoices(spec.KindTransform, basicSteps()...),
+		},
+		Examples: []spec.Example{{
+			Title:   "New orders only",
+			Summary: "Route new orders to the RIS and strip their notes; mark everything else.",
+			YAML: "if: msg.Get(\"ORC-1\") == \"NW\"\n" +
+				"then:\n  - set: {path: MSH-5, value: RIS}\n  - delete: {path: NTE}\n" +
+				"else:\n  - set: {path: MSH-5, value: ARCHIVE}\n",
+		}},
+	}
+}
+
+type whenStep struct {
+	cond      *Filter
+	then, els []Step
+}
+
+func newWhen(conf *spec.Parsed, baseDir string) (Step, error) {
+	cond, err := CompileFilter(conf.String(fieldIf))
+	if err != nil {
+		return nil, exprFieldError(conf, fieldIf, err)
+	}
+	s := &whenStep{cond: cond}
+	if s.then, err = NewSteps(conf.Objects(fieldThen), baseDir); err != nil {
+		return nil, fmt.Errorf("then: %w", err)
+	}
+	if len(s.then) == 0 {
+		return nil, fmt.Errorf("%s: then has no steps", fieldDesc(conf, fieldThen))
+	}
+	if conf.Has(fieldElse) {
+		if s.els, err = NewSteps(conf.Objects(fieldElse), baseDir); err != nil {
+			return nil, fmt.Errorf("else: %w", err)
+		}
+	}
+	return s, nil
+}
+
+func (s *whenStep) Apply(ctx context.Context, env Env) error {
+	ok, err := s.cond.Match(env)
+	if err != nil {
+		return fmt.Errorf("transform when: if: %w", err)
+	}
+	group := s.then
+	if !ok {
+		group = s.els
+	}
+	return Apply(ctx, group, env)
+}
+
+// --- lists of steps -------------------------------------------------------------------
+
+// TransformField declares a list of transform steps, each item naming one built-in step:
+// a channel's `transform:`. Parse it with the spec package and build it with NewSteps.
+func TransformField(name, desc string) spec.Field {
+	return spec.NewObjects(name, desc).AsOptional().WithChoices(spec.KindTransform, Steps()...)
+}
+
+// FilterField declares an expression field that must compile as a filter; the spec lint
+// reports a bad one at load, with the expression's own error.
+func FilterField(name, desc string) spec.Field { return spec.NewExpr(name, desc).WithLint(lintFilter) }
+
+// KeyField declares an expression field that must compile as a key.
+func KeyField(name, desc string) spec.Field { return spec.NewExpr(name, desc).WithLint(lintKey) }
+
+// NewSteps builds the steps of a list parsed against TransformField (or a when's then and
+// else). Errors are prefixed with the position of the failing item.
+func NewSteps(items []*spec.Parsed, baseDir string) ([]Step, error) {
+	steps := make([]Step, 0, len(items))
+	for _, item := range items {
+		name, conf := item.Choice()
+		if conf == nil {
+			return nil, fmt.Errorf("%s: no transform step named", item.Pos(""))
+		}
+		s, err := NewStep(name, conf, baseDir)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", item.ChoicePos(), err)
+		}
+		steps = append(steps, s)
+	}
+	return steps, nil
+}
+
+// Apply applies steps in order and stops at the first error.
+func Apply(ctx context.Context, steps []Step, env Env) error {
+	for _, s := range steps {
+		if err := s.Apply(ctx, env); err != nil {
+			return err
 		}
 	}
 	return nil

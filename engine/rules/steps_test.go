@@ -383,3 +383,103 @@ func TestDocsCoverSteps(t *testing.T) {
 		}
 	}
 }
+
+func TestWhen(t *testing.T) {
+	conf := "if: msg.Type == \"ORM\"\nthen:\n  - set: {path: MSH-5, value: RIS}\n  - delete: {path: NTE}\nelse:\n  - set: {path: MSH-5, value: ARCHIVE}\n"
+	s := mustStep(t, StepWhen, conf, "")
+	tests := []struct {
+		name     string
+		msg      []byte
+		msh5     string
+		notes    int
+		wantNote bool
+	}{
+		{"then", ormO01(), "RIS", 0, false},
+		{"else", adtA01, "ARCHIVE", 0, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			m := parse(t, tt.msg)
+			if err := s.Apply(context.Background(), NewEnv(m, "c", nil)); err != nil {
+				t.Fatal(err)
+			}
+			if got := m.Get("MSH-5"); got != tt.msh5 {
+				t.Errorf("MSH-5 = %q, want %q", got, tt.msh5)
+			}
+			if n := m.Count("NTE"); n != tt.notes {
+				t.Errorf("%d NTE segments, want %d", n, tt.notes)
+			}
+		})
+	}
+	t.Run("no else", func(t *testing.T) {
+		s := mustStep(t, StepWhen, "if: msg.Type == \"ORM\"\nthen:\n  - set: {path: MSH-5, value: RIS}\n", "")
+		m := parse(t, adtA01)
+		if err := s.Apply(context.Background(), NewEnv(m, "c", nil)); err != nil {
+			t.Fatal(err)
+		}
+		if got := m.Get("MSH-5"); got != "RIS" {
+			t.Errorf("MSH-5 = %q, want it untouched", got)
+		}
+	})
+	t.Run("nested error is positioned", func(t *testing.T) {
+		// The spec lint reports this too; NewStep must stand on its own for callers that skip it.
+		parsed, _ := spec.ParseYAML("if: 'true'\nthen:\n  - set: {path: MSH-5, value: RIS}\n  - set: {path: 'PID-3,1', value: x}\n", stepSpec(t, StepWhen).Fields)
+		_, err := NewStep(StepWhen, parsed, "")
+		if err == nil || !strings.Contains(err.Error(), "transform when: then: 4:5: transform set:") {
+			t.Errorf("error = %v", err)
+		}
+	})
+}
+
+// TestTransformList runs a channel's transform list the way the config loader does: parse
+// against TransformField, build with NewSteps, apply in order.
+func TestTransformList(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, dir, "tables/locations.csv", "from,to\nER,EMERGENCY\n")
+	src := `transform:
+  - set: {path: MSH-5, value: PACS}
+  - map: {path: PV1-3.1, file: tables/locations.csv, default: UNKNOWN}
+  - copy: {from: 'PID-3[1].1', to: PID-2}
+  - delete: {paths: [ZPI, PID-19], if: 'msg.Facility == "HOSP"'}
+`
+	fields := []spec.Field{TransformField("transform", "the steps")}
+	parsed, lints := spec.ParseYAML(src, fields)
+	if len(lints) > 0 {
+		t.Fatalf("lints: %v", lints)
+	}
+	steps, err := NewSteps(parsed.Objects("transform"), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := parse(t, adtA01)
+	if err := Apply(context.Background(), steps, NewEnv(m, "c", nil)); err != nil {
+		t.Fatal(err)
+	}
+	for path, want := range map[string]string{"MSH-5": "PACS", "PV1-3.1": "EMERGENCY", "PID-2": "12345", "PID-19": ""} {
+		if got := m.Get(path); got != want {
+			t.Errorf("%s = %q, want %q", path, got, want)
+		}
+	}
+	if m.Count("ZPI") != 0 {
+		t.Error("ZPI not deleted")
+	}
+
+	t.Run("lints", func(t *testing.T) {
+		tests := []struct {
+			name, src, want string
+		}{
+			{"unknown step", "transform:\n  - sett: {path: MSH-5, value: RIS}\n", `did you mean "set"?`},
+			{"bad path", "transform:\n  - set: {path: 'PID-3,1', value: RIS}\n", `"PID-3,1"`},
+			{"bad expression", "transform:\n  - set: {path: PID-3, expr: msg.Typ}\n", "did you mean Type?"},
+			{"bad guard", "transform:\n  - delete: {path: ZPI, if: msg.Type}\n", "boolean"},
+		}
+		for _, tt := range tests {
+			t.Run(tt.name, func(t *testing.T) {
+				_, lints := spec.ParseYAML(tt.src, fields)
+				if !spec.HasErrors(lints) || !strings.Contains(spec.LintsError(lints).Error(), tt.want) {
+					t.Errorf("lints = %v, want one containing %q", lints, tt.want)
+				}
+			})
+		}
+	})
+}

@@ -287,15 +287,18 @@ func inlineYAML(v any) string {
 // required or optional, so the block doubles as a starting point to copy.
 func skeleton(b *strings.Builder, fields []Field, indent int, first string) {
 	pad := strings.Repeat(" ", indent)
-	for i, f := range fields {
+	i := 0
+	for _, f := range fields {
+		if f.Deprecated != "" {
+			continue // documented in the table; not to be copied into new configurations
+		}
 		lead := pad
 		if i == 0 && first != "" {
 			lead = first
 		}
+		i++
 		comment := ""
 		switch {
-		case f.Deprecated != "":
-			comment = "deprecated"
 		case required(f):
 			comment = "required"
 		case f.Default == nil && f.Type != Object:

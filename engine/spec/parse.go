@@ -78,6 +78,9 @@ func ParseNodeWith(n *yaml.Node, fields []Field, opts Options) (*Parsed, []Lint)
 		ps.lines = strings.Split(string(opts.Source), "\n")
 	}
 	n = resolve(n)
+	if n != nil && n.Kind == 0 { // what yaml.Unmarshal leaves for an empty input
+		n = nil
+	}
 	if n != nil && n.Kind == yaml.DocumentNode {
 		if len(n.Content) == 0 {
 			n = nil
@@ -342,9 +345,12 @@ func (ps *parser) value(f *Field, k, n *yaml.Node, path string) *entry {
 	e := &entry{set: true, key: k, node: n}
 	v, ok := ps.typed(f, n, name)
 	if !ok {
-		if f.Default != nil && f.Type != Object && f.Type != Objects {
+		switch {
+		case f.Type == Object:
+			e.v = emptyParsedQuiet(f.Fields, ps.opts.File, n)
+		case f.Default != nil && f.Type != Objects:
 			e.v, _ = normalizeDefault(*f)
-		} else {
+		default:
 			e.v = zero(f.Type)
 		}
 		return e

@@ -1,0 +1,126 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"strconv"
+	"text/tabwriter"
+	"time"
+)
+
+// `osprey deadletters list|requeue`: deliveries that ran out of retries, through the admin API.
+
+func init() {
+	list := &command{
+		name:    "deadletters list",
+		summary: "list dead-lettered deliveries of a running osprey, newest first",
+		usage:   "[--channel C] [--destination D] [--limit N] [--cursor C] [--json]",
+	}
+	list.run = func(ctx context.Context, env *cliEnv, args []string) error {
+		return deadLettersList(ctx, env, list, args)
+	}
+	register(list)
+
+	requeue := &command{
+		name:    "deadletters requeue",
+		summary: "put a dead-lettered message back on its destination's queue",
+		usage:   "[--destination D] [--json] MESSAGE-ID",
+	}
+	requeue.run = func(ctx context.Context, env *cliEnv, args []string) error {
+		return deadLettersRequeue(ctx, env, requeue, args)
+	}
+	register(requeue)
+}
+
+func deadLettersList(ctx context.Context, env *cliEnv, c *command, args []string) error {
+	fs := newFlags(env, c)
+	api := addAPIFlags(fs)
+	channel := fs.String("channel", "", "channel name")
+	destination := fs.String("destination", "", "destination name")
+	limit := fs.Int("limit", 0, "rows per page, 1 to 1000 (default 50)")
+	cursor := fs.String("cursor", "", "continue after a previous page (printed as 'more:')")
+	asJSON := fs.Bool("json", false, "print the API's JSON answer")
+	rest, err := parseInterspersed(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(rest) > 0 {
+		return errUsage
+	}
+	q := url.Values{}
+	for name, v := range map[string]string{"channel": *channel, "destination": *destination, "cursor": *cursor} {
+		if v != "" {
+			q.Set(name, v)
+		}
+	}
+	if *limit != 0 {
+		q.Set("limit", strconv.Itoa(*limit))
+	}
+	client, err := api.client()
+	if err != nil {
+		return err
+	}
+	var page struct {
+		DeadLetters []apiDelivery `json:"dead_letters"`
+		Next        string        `json:"next"`
+	}
+	body, err := client.get(ctx, "/api/v1/deadletters", q, &page)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		return printJSON(env.stdout, body)
+	}
+	tw := tabwriter.NewWriter(env.stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "UPDATED\tMESSAGE ID\tCHANNEL\tDESTINATION\tATTEMPTS\tLAST ERROR")
+	for _, d := range page.DeadLetters {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\n", d.UpdatedAt.Format(time.RFC3339), d.MessageID, d.Channel,
+			d.Destination, d.Attempts, orDash(d.LastError))
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	if len(page.DeadLetters) == 0 {
+		fmt.Fprintln(env.stderr, "no dead letters")
+	}
+	if page.Next != "" {
+		fmt.Fprintf(env.stderr, "more: add --cursor %s\n", page.Next)
+	}
+	return nil
+}
+
+func deadLettersRequeue(ctx context.Context, env *cliEnv, c *command, args []string) error {
+	fs := newFlags(env, c)
+	api := addAPIFlags(fs)
+	destination := fs.String("destination", "", "only this destination (default every dead-lettered destination of the message)")
+	asJSON := fs.Bool("json", false, "print the API's JSON answer")
+	rest, err := parseInterspersed(fs, args)
+	if err != nil {
+		return err
+	}
+	if len(rest) != 1 {
+		return errUsage
+	}
+	client, err := api.client()
+	if err != nil {
+		return err
+	}
+	var q url.Values
+	if *destination != "" {
+		q = url.Values{"destination": {*destination}}
+	}
+	body, err := client.post(ctx, "/api/v1/deadletters/"+url.PathEscape(rest[0])+"/requeue", q, nil)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		return printJSON(env.stdout, body)
+	}
+	if *destination != "" {
+		fmt.Fprintf(env.stdout, "requeued %s to %s\n", rest[0], *destination)
+	} else {
+		fmt.Fprintf(env.stdout, "requeued %s to every dead-lettered destination\n", rest[0])
+	}
+	return nil
+}

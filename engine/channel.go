@@ -144,7 +144,7 @@ func (ch *channel) start(ctx context.Context) error {
 			ch.log.Warn("dedupe window could not be loaded from history; duplicates of messages received before the restart will not be detected", "err", err)
 		}
 	}
-	ch.committer = b.NewCommitter(inSubject(ch.name), broker.CommitterOptions{})
+	ch.committer = b.NewCommitter(inSubject(ch.name), committerOptions(ch.name))
 	return ch.run(ctx)
 }
 
@@ -265,7 +265,7 @@ func (ch *channel) resume(ctx context.Context) error {
 	}
 	_ = closeComponent(ctx, ch.source)
 	ch.source = src
-	ch.committer = ch.e.opts.Broker.NewCommitter(inSubject(ch.name), broker.CommitterOptions{})
+	ch.committer = ch.e.opts.Broker.NewCommitter(inSubject(ch.name), committerOptions(ch.name))
 	return ch.run(ctx)
 }
 
@@ -515,3 +515,11 @@ func metaFromHeaders(h map[string]string) map[string]string {
 }
 
 var _ Sink = (*channel)(nil)
+
+// committerOptions: one record in flight. MLLP senders wait for each ACK, so while a record
+// is being fsynced every other sender's next message is already waiting; with one record in
+// flight they all travel in the next one, instead of being spread over several records that
+// the server would fsync one after another anyway.
+func committerOptions(channel string) broker.CommitterOptions {
+	return broker.CommitterOptions{MaxInFlight: 1, Stream: inStream(channel)}
+}

@@ -18,7 +18,7 @@ trap cleanup EXIT
 
 export OSPREY_DATA="$work/data"
 export OSPREY_ADMIN="127.0.0.1:$((base + 10))"
-export OSPREY_TOKEN="demo-$RANDOM$RANDOM"
+export OSPREY_TOKEN="demo-token-$RANDOM$RANDOM$RANDOM"
 export OSPREY_MLLP_IN="127.0.0.1:$((base + 5))"
 export OSPREY_ADT_OUT="127.0.0.1:$((base + 6))"
 export OSPREY_ORM_OUT="127.0.0.1:$((base + 7))"
@@ -28,7 +28,7 @@ say() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
 wait_for() { # wait_for SECONDS DESCRIPTION COMMAND...
   local deadline=$((SECONDS + $1)) what=$2; shift 2
   until "$@" >/dev/null 2>&1; do
-    if [ $SECONDS -ge $deadline ]; then echo "timed out waiting for $what" >&2; tail -20 "$work"/*.log >&2; exit 1; fi
+    if [ $SECONDS -ge $deadline ]; then echo "timed out waiting for $what" >&2; for f in "$work"/*.log; do echo "--- $f" >&2; tail -n 20 "$f" >&2; done; exit 1; fi
     sleep 0.2
   done
 }

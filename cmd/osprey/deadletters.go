@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/url"
 	"strconv"
-	"text/tabwriter"
 	"time"
 )
 
@@ -72,13 +71,13 @@ func deadLettersList(ctx context.Context, env *cliEnv, c *command, args []string
 	if *asJSON {
 		return printJSON(env.stdout, body)
 	}
-	tw := tabwriter.NewWriter(env.stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "UPDATED\tMESSAGE ID\tCHANNEL\tDESTINATION\tATTEMPTS\tLAST ERROR")
+	tw := newTable(env.stdout)
+	tw.row("UPDATED", "MESSAGE ID", "CHANNEL", "DESTINATION", "ATTEMPTS", "LAST ERROR")
 	for _, d := range page.DeadLetters {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\n", d.UpdatedAt.Format(time.RFC3339), d.MessageID, d.Channel,
-			d.Destination, d.Attempts, orDash(d.LastError))
+		tw.row(d.UpdatedAt.Format(time.RFC3339), termSafe(d.MessageID), termSafe(d.Channel),
+			termSafe(d.Destination), strconv.Itoa(d.Attempts), orDash(d.LastError))
 	}
-	if err := tw.Flush(); err != nil {
+	if err := tw.flush(); err != nil {
 		return err
 	}
 	if len(page.DeadLetters) == 0 {

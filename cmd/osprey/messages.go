@@ -9,7 +9,6 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"text/tabwriter"
 	"time"
 	"unicode/utf8"
 )
@@ -169,13 +168,13 @@ func messagesSearch(ctx context.Context, env *cliEnv, c *command, args []string)
 	if *asJSON {
 		return printJSON(env.stdout, body)
 	}
-	tw := tabwriter.NewWriter(env.stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "TIME\tID\tCHANNEL\tTYPE\tCONTROL ID\tSTATUS")
+	tw := newTable(env.stdout)
+	tw.row("TIME", "ID", "CHANNEL", "TYPE", "CONTROL ID", "STATUS")
 	for _, m := range page.Messages {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", m.ReceivedAt.Format(time.RFC3339), m.ID, m.Channel,
-			orDash(m.MessageType), orDash(m.ControlID), m.Status)
+		tw.row(m.ReceivedAt.Format(time.RFC3339), termSafe(m.ID), termSafe(m.Channel),
+			orDash(m.MessageType), orDash(m.ControlID), termSafe(m.Status))
 	}
-	if err := tw.Flush(); err != nil {
+	if err := tw.flush(); err != nil {
 		return err
 	}
 	if len(page.Messages) == 0 {
@@ -242,20 +241,20 @@ func messagesShow(ctx context.Context, env *cliEnv, c *command, args []string) e
 
 func printDetail(w io.Writer, d *apiDetail) {
 	m := &d.Message
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintf(tw, "message\t%s\n", m.ID)
-	fmt.Fprintf(tw, "channel\t%s\n", m.Channel)
-	fmt.Fprintf(tw, "received\t%s\n", m.ReceivedAt.Format(time.RFC3339Nano))
-	fmt.Fprintf(tw, "status\t%s\n", m.Status)
+	tw := newTable(w)
+	tw.row("message", termSafe(m.ID))
+	tw.row("channel", termSafe(m.Channel))
+	tw.row("received", m.ReceivedAt.Format(time.RFC3339Nano))
+	tw.row("status", termSafe(m.Status))
 	if m.Error != "" {
-		fmt.Fprintf(tw, "error\t%s\n", termSafe(m.Error))
+		tw.row("error", termSafe(m.Error))
 	}
-	fmt.Fprintf(tw, "type\t%s\n", orDash(m.MessageType))
-	fmt.Fprintf(tw, "control id\t%s\n", orDash(m.ControlID))
-	fmt.Fprintf(tw, "sender\t%s\n", orDash(m.Sender))
-	fmt.Fprintf(tw, "patient id\t%s\n", orDash(m.PatientID))
-	fmt.Fprintf(tw, "accession\t%s\n", orDash(m.Accession))
-	fmt.Fprintf(tw, "content type\t%s\n", m.ContentType)
+	tw.row("type", orDash(m.MessageType))
+	tw.row("control id", orDash(m.ControlID))
+	tw.row("sender", orDash(m.Sender))
+	tw.row("patient id", orDash(m.PatientID))
+	tw.row("accession", orDash(m.Accession))
+	tw.row("content type", orDash(m.ContentType))
 	if len(m.Source) > 0 {
 		keys := make([]string, 0, len(m.Source))
 		for k := range m.Source {
@@ -266,19 +265,19 @@ func printDetail(w io.Writer, d *apiDetail) {
 		for _, k := range keys {
 			parts = append(parts, k+"="+m.Source[k])
 		}
-		fmt.Fprintf(tw, "source\t%s\n", termSafe(strings.Join(parts, " ")))
+		tw.row("source", termSafe(strings.Join(parts, " ")))
 	}
 	if m.ReprocessOf != "" {
-		fmt.Fprintf(tw, "reprocess of\t%s\n", m.ReprocessOf)
+		tw.row("reprocess of", termSafe(m.ReprocessOf))
 	}
-	fmt.Fprintf(tw, "updated\t%s\n", m.UpdatedAt.Format(time.RFC3339Nano))
-	tw.Flush()
+	tw.row("updated", m.UpdatedAt.Format(time.RFC3339Nano))
+	tw.flush()
 
 	fmt.Fprintf(w, "\nbody (%d bytes):\n", m.Size)
 	printBody(w, m.Raw, m.RawBase64)
 
 	fmt.Fprintf(w, "\nstages (%d):\n", len(d.Stages))
-	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	tw = newTable(w)
 	for _, s := range d.Stages {
 		note := ""
 		if s.Output != "" || s.OutputBase64 != "" {
@@ -287,12 +286,12 @@ func printDetail(w io.Writer, d *apiDetail) {
 		if s.Error != "" {
 			note = "error: " + termSafe(s.Error)
 		}
-		fmt.Fprintf(tw, "  %d\t%s\t%s\t%s\n", s.Seq, s.At.Format(time.RFC3339Nano), s.Name, note)
+		tw.row("  "+strconv.Itoa(s.Seq), s.At.Format(time.RFC3339Nano), termSafe(s.Name), note)
 	}
-	tw.Flush()
+	tw.flush()
 
 	fmt.Fprintf(w, "\nattempts (%d):\n", len(d.Attempts))
-	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	tw = newTable(w)
 	for _, a := range d.Attempts {
 		outcome := "ok"
 		if !a.OK {
@@ -302,17 +301,17 @@ func printDetail(w io.Writer, d *apiDetail) {
 		if a.Error != "" && a.Error != a.ReplySummary {
 			detail = strings.TrimPrefix(detail+"; "+a.Error, "; ")
 		}
-		fmt.Fprintf(tw, "  %s #%d\t%s\t%s\t%s\t%s\n", a.Destination, a.Number, a.At.Format(time.RFC3339Nano),
+		tw.row(fmt.Sprintf("  %s #%d", termSafe(a.Destination), a.Number), a.At.Format(time.RFC3339Nano),
 			formatMS(a.DurationMS), outcome, termSafe(detail))
 	}
-	tw.Flush()
+	tw.flush()
 
 	fmt.Fprintf(w, "\ndeliveries (%d):\n", len(d.Deliveries))
-	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+	tw = newTable(w)
 	for _, dl := range d.Deliveries {
-		fmt.Fprintf(tw, "  %s\t%s\t%s\t%s\n", dl.Destination, dl.Status, attemptCount(dl.Attempts), termSafe(dl.LastError))
+		tw.row("  "+termSafe(dl.Destination), termSafe(dl.Status), attemptCount(dl.Attempts), termSafe(dl.LastError))
 	}
-	tw.Flush()
+	tw.flush()
 }
 
 // printBody prints a message body one segment a line, indented; HL7 separates segments

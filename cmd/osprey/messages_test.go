@@ -287,6 +287,11 @@ func TestMessagesShowCommand(t *testing.T) {
 				t.Errorf("output lacks %q:\n%s", want, r.stdout)
 			}
 		}
+		for _, line := range strings.Split(r.stdout, "\n") {
+			if strings.TrimRight(line, " ") != line {
+				t.Errorf("trailing blanks in %q", line)
+			}
+		}
 	})
 	t.Run("binary and control characters are escaped", func(t *testing.T) {
 		r := runTestCLI(append([]string{"messages", "show", "m3"}, api...)...)

@@ -60,12 +60,8 @@ func validate(env *cliEnv, reg config.Lookup, paths []string) error {
 	return nil
 }
 
-// warningLine renders a warning the way compilers do: "file:line:col: warning: message".
-func warningLine(l spec.Lint) string {
-	msg := l.Msg
-	l.Msg = "warning: " + msg
-	return l.String()
-}
+// warningLine marks a warning at the start of the line, so `grep -v ^warning:` keeps the errors.
+func warningLine(l spec.Lint) string { return "warning: " + l.String() }
 
 func plural(n int, word string) string {
 	if n == 1 {

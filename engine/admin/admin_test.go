@@ -81,6 +81,13 @@ func TestAuthMatrix(t *testing.T) {
 	t.Run("unknown api path without token is 401, not 404", func(t *testing.T) {
 		wantError(t, env.call(t, "GET", "/api/v1/no-such-thing", ""), 401, "missing bearer token")
 	})
+	t.Run("405 names the allowed method", func(t *testing.T) {
+		r := env.call(t, "GET", "/api/v1/reload", adminToken)
+		wantError(t, r, 405, "method not allowed")
+		if got := r.header.Get("Allow"); !strings.Contains(got, "POST") {
+			t.Errorf("Allow = %q", got)
+		}
+	})
 	t.Run("unknown token says invalid_token", func(t *testing.T) {
 		r := env.call(t, "GET", "/api/v1/channels", "wrong")
 		if got := r.header.Get("WWW-Authenticate"); !strings.Contains(got, `error="invalid_token"`) {

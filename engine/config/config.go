@@ -279,6 +279,7 @@ type loader struct {
 	cfg   Config
 
 	server       *spec.Parsed
+	serverKey    string // position of the first `server:` key
 	channelNames map[string]string // name -> position of its first definition
 	ownRetention []bool            // per channel: retention set on the channel itself
 }
@@ -325,10 +326,13 @@ func (l *loader) document(f File, doc *yaml.Node) {
 	l.add(lints...)
 	if p.Has(fieldServer) {
 		if l.server != nil {
-			l.errorAt(p, fieldServer, spec.LintDuplicate,
-				"server is configured twice (first at %s); keep it in one file", l.server.Pos(""))
+			file, line, col := p.KeyPosition(fieldServer)
+			l.add(spec.Lint{File: file, Line: line, Col: col, Level: spec.LevelError, Type: spec.LintDuplicate,
+				Msg: fmt.Sprintf("server is configured twice (first at %s); keep it in one file", l.serverKey)})
 		} else {
 			l.server = p.Object(fieldServer)
+			file, line, col := p.KeyPosition(fieldServer)
+			l.serverKey = fmt.Sprintf("%s:%d:%d", file, line, col)
 		}
 	}
 	seq := p.Node(fieldChannels)

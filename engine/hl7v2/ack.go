@@ -80,11 +80,11 @@ type AckOptions struct {
 
 // ackSource is what an ACK copies from the message it answers, as encoded bytes.
 type ackSource struct {
-	d                                   Delimiters
-	cs                                  *charset
-	sendApp, sendFac, recvApp, recvFac  []byte // MSH-3..6 of the original
-	event, controlID, procID, version   []byte // MSH-9.2, MSH-10, MSH-11, MSH-12
-	charsets                            []byte // MSH-18
+	d                                  Delimiters
+	cs                                 *charset
+	sendApp, sendFac, recvApp, recvFac []byte // MSH-3..6 of the original
+	event, controlID, procID, version  []byte // MSH-9.2, MSH-10, MSH-11, MSH-12
+	charsets                           []byte // MSH-18
 }
 
 // NewAck builds the acknowledgment of orig: an MSH with sender and receiver swapped (MSH-3/4
@@ -168,8 +168,10 @@ func buildAck(src *ackSource, code AckCode, opts AckOptions) *Message {
 	b.WriteString("MSA")
 	b.Write(fs)
 	b.Write(text(string(code)))
-	b.Write(fs)
-	b.Write(src.controlID)
+	if len(src.controlID) > 0 || opts.Text != "" {
+		b.Write(fs)
+		b.Write(src.controlID)
+	}
 	if opts.Text != "" {
 		b.Write(fs)
 		b.Write(text(opts.Text))

@@ -64,7 +64,11 @@ func appendEscaped[T string | []byte](dst []byte, s T, d *Delimiters) []byte {
 		case 0:
 			dst = append(dst, c)
 		case '.':
-			dst = append(dst, esc, '.', 'b', 'r', esc)
+			if d.isDelim('.') || esc == '.' {
+				dst = append(dst, esc, 'X', '0', 'A', esc) // \.br\ would be cut at the '.'
+			} else {
+				dst = append(dst, esc, '.', 'b', 'r', esc)
+			}
 		case 'X':
 			dst = append(dst, esc, 'X', hexDigits[c>>4], hexDigits[c&15], esc)
 		default:

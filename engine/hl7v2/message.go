@@ -355,7 +355,7 @@ func firstLine(b []byte) []byte {
 // lineScanner cuts a buffer at CR, LF and CRLF. It remembers the next CR and the next LF,
 // so a file using only one of them is scanned once, not once per line.
 type lineScanner struct {
-	b          []byte
+	b           []byte
 	pos, cr, lf int // cr/lf: index of the next CR/LF at or after pos, len(b) if none, -1 unknown
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 
 	"github.com/osprey-health/osprey/engine/hl7v2"
@@ -65,6 +66,9 @@ func NewStep(name string, conf *spec.Parsed, baseDir string) (Step, error) {
 		s   Step
 		err error
 	)
+	if conf == nil && slices.Contains(stepNames(), name) {
+		return nil, fmt.Errorf("transform %s: no configuration", name)
+	}
 	switch name {
 	case StepSet:
 		s, err = newSet(conf)
@@ -92,7 +96,7 @@ func NewStep(name string, conf *spec.Parsed, baseDir string) (Step, error) {
 		if err != nil {
 			return nil, fmt.Errorf("transform %s: %w", name, exprFieldError(conf, fieldIf, err))
 		}
-		s = &guarded{cond: cond, name: name, step: s}
+		s = &guarded{cond: cond, name: name + label(s), step: s}
 	}
 	return s, nil
 }
@@ -548,6 +552,21 @@ type guarded struct {
 	cond *Filter
 	name string
 	step Step
+}
+
+// label is what a step's errors name besides the step: its path.
+func label(s Step) string {
+	switch s := s.(type) {
+	case *setStep:
+		return " " + s.path
+	case *copyStep:
+		return " " + s.from + " to " + s.to
+	case *deleteStep:
+		return " " + strings.Join(s.paths, ", ")
+	case *mapStep:
+		return " " + s.path
+	}
+	return ""
 }
 
 func (g *guarded) Apply(ctx context.Context, env Env) error {

@@ -198,7 +198,7 @@ func TestApplyErrors(t *testing.T) {
 		{"expr fails at run time", StepSet, "path: PV1-3.1\nexpr: string(hl7date(msg.Get(\"PID-8\")))", context.Background(),
 			NewEnv(parse(t, adtA01), "c", nil), "transform set PV1-3.1: key: line 1, column", nil},
 		{"if fails at run time", StepDelete, "path: ZPI\nif: age(msg.Get(\"PID-8\")) > 1", context.Background(),
-			NewEnv(parse(t, adtA01), "c", nil), "transform delete: if: filter: line 1", nil},
+			NewEnv(parse(t, adtA01), "c", nil), "transform delete ZPI: if: filter: line 1", nil},
 		{"cancelled", StepCopy, "from: PID-3\nto: PID-2", cancelled, NewEnv(parse(t, adtA01), "c", nil),
 			"transform copy PID-3 to PID-2: ", context.Canceled},
 		{"no message", StepMap, "path: PV1-2\ntable: {A: B}", context.Background(), NewEnv(nil, "c", nil),

@@ -301,7 +301,7 @@ func skeleton(b *strings.Builder, fields []Field, indent int, first string) {
 		switch {
 		case required(f):
 			comment = "required"
-		case f.Default == nil && f.Type != Object:
+		case f.Optional && f.Default == nil:
 			comment = "optional"
 		}
 		if f.Secret && comment == "" {
@@ -314,13 +314,16 @@ func skeleton(b *strings.Builder, fields []Field, indent int, first string) {
 		}
 		switch f.Type {
 		case Object:
-			if f.ChoiceKind != "" {
+			switch {
+			case f.ChoiceKind != "":
 				fmt.Fprintf(b, "%s%s:%s\n", lead, f.Name, comment)
 				skeletonChoice(b, f, indent+2, "")
-				continue
+			case len(f.Fields) == 0:
+				fmt.Fprintf(b, "%s%s: {}%s\n", lead, f.Name, comment)
+			default:
+				fmt.Fprintf(b, "%s%s:%s\n", lead, f.Name, comment)
+				skeleton(b, f.Fields, indent+2, "")
 			}
-			fmt.Fprintf(b, "%s%s:%s\n", lead, f.Name, comment)
-			skeleton(b, f.Fields, indent+2, "")
 		case Objects:
 			if len(f.Fields) == 0 && f.ChoiceKind == "" {
 				fmt.Fprintf(b, "%s%s: []%s\n", lead, f.Name, comment)
@@ -337,6 +340,12 @@ func skeleton(b *strings.Builder, fields []Field, indent int, first string) {
 				skeletonChoice(b, f, indent+4, dash)
 			}
 		default:
+			if f.Optional && f.Default == nil && lead == pad {
+				// Shown commented out: an optional field without a default is absent unless
+				// written, and an uncommented placeholder would set it.
+				fmt.Fprintf(b, "%s# %s: %s%s\n", lead, f.Name, skeletonValue(f), comment)
+				continue
+			}
 			fmt.Fprintf(b, "%s%s: %s%s\n", lead, f.Name, skeletonValue(f), comment)
 		}
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"strconv"
 	"strings"
 
 	"github.com/osprey-health/osprey/engine/dicom"
@@ -22,10 +23,11 @@ const (
 	DefaultSlices        = 32
 	DefaultSize          = 256
 	DefaultFieldOfViewMM = 250
-	// DefaultCoverageMM is the craniocaudal coverage when SliceThicknessMM is zero: the slice
-	// thickness is DefaultCoverageMM / Slices, 5 mm for the default 32 slices.
-	DefaultCoverageMM    = 160
-	DefaultBleedRadiusMM = 12
+	// When SliceThicknessMM is zero, slices are DefaultSliceThicknessMM thick, or thinner when
+	// there are more than 32 of them, so that together they cover DefaultCoverageMM.
+	DefaultSliceThicknessMM = 5
+	DefaultCoverageMM       = 160
+	DefaultBleedRadiusMM    = 12
 )
 
 // ErrBleedOutsideBrain reports a Bleed that would reach beyond the brain: into CSF, the
@@ -39,7 +41,7 @@ type CTOptions struct {
 	Slices           int     // number of axial slices; default 32
 	Size             int     // rows and columns; default 256
 	FieldOfViewMM    float64 // reconstruction diameter; default 250
-	SliceThicknessMM float64 // contiguous slices; default 160 mm / Slices
+	SliceThicknessMM float64 // contiguous slices; default 5 mm, or 160 mm / Slices if thinner
 	SeriesNumber     int     // default 2 (series 1 is, by habit, the scout)
 	// Signed stores pixels as signed 16-bit (PixelRepresentation 1) instead of unsigned; the
 	// stored values are the same, HU + 1024, either way.
@@ -152,7 +154,7 @@ func (o *CTOptions) applyDefaults() {
 		o.FieldOfViewMM = DefaultFieldOfViewMM
 	}
 	if o.SliceThicknessMM == 0 && o.Slices > 0 {
-		o.SliceThicknessMM = DefaultCoverageMM / float64(o.Slices)
+		o.SliceThicknessMM = min(DefaultSliceThicknessMM, DefaultCoverageMM/float64(o.Slices))
 	}
 	if o.SeriesNumber == 0 {
 		o.SeriesNumber = 2
@@ -169,7 +171,7 @@ func (o *CTOptions) applyDefaults() {
 			b.RadiusMM = DefaultBleedRadiusMM
 		}
 		if b.HU == 0 {
-			b.HU = HUBleedDefault
+			b.HU = DefaultBleedHU
 		}
 		o.Bleed = &b
 	}
@@ -187,11 +189,13 @@ func HeadCT(opts CTOptions) (*Series, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The geometry uses the values as the DS tags will carry them, so that a reader computing
+	// positions or volumes from the tags finds exactly what the phantom was sampled at.
 	g := ctGeometry{
 		slices:    opts.Slices,
 		size:      opts.Size,
-		spacing:   opts.FieldOfViewMM / float64(opts.Size),
-		thickness: opts.SliceThicknessMM,
+		spacing:   dsValue(opts.FieldOfViewMM / float64(opts.Size)),
+		thickness: dsValue(opts.SliceThicknessMM),
 	}
 	g.origin = [3]float64{
 		-opts.FieldOfViewMM/2 + g.spacing/2,
@@ -333,4 +337,13 @@ func (g ctGeometry) voxelBounds(e *ellipsoid) (lo, hi [3]int, ok bool) {
 	axis(1, e.c[1], e.r[1], g.origin[1], g.spacing, g.size)
 	axis(2, e.c[0], e.r[0], g.origin[0], g.spacing, g.size)
 	return lo, hi, ok
+}
+
+// dsValue returns v as it reads back from a Decimal String.
+func dsValue(v float64) float64 {
+	f, err := strconv.ParseFloat(dicom.FormatDS(v), 64)
+	if err != nil { // FormatDS always writes a number
+		panic(err)
+	}
+	return f
 }

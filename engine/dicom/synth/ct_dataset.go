@@ -67,8 +67,8 @@ func ctDataset(s *study, o *CTOptions, g ctGeometry, info *SeriesInfo, descripti
 	b.Add(tag.PixelSpacing, []float64{g.spacing, g.spacing})
 	b.Add(tag.ImageOrientationPatient, []float64{1, 0, 0, 0, 1, 0})
 	b.Add(tag.ImagePositionPatient, []float64{round9(g.origin[0]), round9(g.origin[1]), z})
-	b.Add(tag.SliceThickness, round9(g.thickness))
-	b.Add(tag.SpacingBetweenSlices, round9(g.thickness))
+	b.Add(tag.SliceThickness, g.thickness)
+	b.Add(tag.SpacingBetweenSlices, g.thickness)
 	b.Add(tag.SliceLocation, z)
 	// Image Pixel and CT Image
 	b.Add(tag.SamplesPerPixel, 1)
@@ -184,7 +184,6 @@ func headLandmarks(g ctGeometry, head *headPhantom, bleedShape *ellipsoid, b *Bl
 func round9(v float64) float64 { return math.Round(v*1e9) / 1e9 }
 
 func round3(v float64) float64 { return math.Round(v*1e3) / 1e3 }
-
 
 // code returns a code sequence item (PS3.3 Table 8.8-1).
 func code(value, scheme, meaning string) *dicom.Builder {

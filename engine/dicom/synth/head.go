@@ -14,8 +14,8 @@ const (
 	huGray  = 38
 	huWhite = 30
 
-	// HUBleedDefault is the density of an acute haemorrhage when Bleed.HU is zero.
-	HUBleedDefault = 65
+	// DefaultBleedHU is the density of an acute haemorrhage when Bleed.HU is zero.
+	DefaultBleedHU = 65
 )
 
 type tissue uint8
@@ -30,7 +30,7 @@ const (
 	bleed
 )
 
-var tissueHU = [...]float64{air: huAir, scalp: huScalp, skull: huSkull, csf: huCSF, gray: huGray, white: huWhite, bleed: HUBleedDefault}
+var tissueHU = [...]float64{air: huAir, scalp: huScalp, skull: huSkull, csf: huCSF, gray: huGray, white: huWhite, bleed: DefaultBleedHU}
 
 func (t tissue) brain() bool { return t == gray || t == white }
 

@@ -8,6 +8,9 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/osprey-health/osprey/engine/dicom"
+	"github.com/suyashkumar/dicom/pkg/tag"
 )
 
 // The validators come from Debian's dicom3tools (dciodvfy, dcentvfy) and dcmtk (dcmdump).
@@ -121,5 +124,31 @@ func checkDump(t *testing.T, path string, want map[string]string, absent ...stri
 		if v, ok := got[k]; ok {
 			t.Errorf("dcmdump %s: (%s) = %q, want absent", filepath.Base(path), k, v)
 		}
+	}
+}
+
+// TestValidatorsSeeProblems guards the checks above against passing vacuously: a CT dataset
+// that lacks most of its IOD must draw errors from dciodvfy.
+func TestValidatorsSeeProblems(t *testing.T) {
+	bin := tool(t, "dciodvfy", "dicom3tools")
+	var b dicom.Builder
+	b.Add(tag.SOPClassUID, CTImageStorage)
+	b.Add(tag.SOPInstanceUID, dicom.NameUID("synth-test", "broken"))
+	b.Add(tag.Modality, "CT")
+	ds, err := b.Dataset()
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := dicom.Encode(ds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(t.TempDir(), "broken.dcm")
+	if err := os.WriteFile(p, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out, _ := exec.Command(bin, p).CombinedOutput()
+	if bad := dicom3toolsProblems(out); len(bad) == 0 {
+		t.Errorf("dciodvfy found nothing wrong with an incomplete CT dataset:\n%s", out)
 	}
 }

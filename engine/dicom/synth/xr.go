@@ -57,7 +57,7 @@ func ChestXR(opts XROptions) (*Series, error) {
 	if err != nil {
 		return nil, err
 	}
-	spacing := float64(xrWidthMM) / float64(opts.Columns)
+	spacing := dsValue(float64(xrWidthMM) / float64(opts.Columns))
 	rows := int(math.Round(xrHeightMM / spacing))
 	cols := opts.Columns
 	// pos maps a pixel centre to millimetres from the image centre: u to the image's right

@@ -1,0 +1,220 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/osprey-health/osprey/channels/mllp"
+	"github.com/osprey-health/osprey/engine"
+	"github.com/osprey-health/osprey/engine/broker"
+	"github.com/osprey-health/osprey/engine/broker/brokertest"
+	"github.com/osprey-health/osprey/engine/config"
+	"github.com/osprey-health/osprey/engine/store/sqlite"
+)
+
+// pipeline is a whole Osprey in process: embedded NATS (sync as given), SQLite, one channel
+// from an MLLP source to an MLLP destination whose peer ACKs at once. What the benchmark
+// measures is what a sender sees: ACKs of durably committed messages.
+type pipeline struct {
+	in string
+}
+
+func startPipeline(b *testing.B, syncMode string) *pipeline {
+	b.Helper()
+	br := brokertest.New(b, brokertest.WithConfig(func(c *broker.Config) { c.Sync = syncMode }))
+	dir := b.TempDir()
+	st, err := sqlite.Open(context.Background(), filepath.Join(dir, "osprey.db"), sqlite.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { st.Close() })
+
+	peer, err := mllp.NewSource(mllp.SourceConfig{Address: "127.0.0.1:0"}, engine.Resources{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := peer.Listen(); err != nil {
+		b.Fatal(err)
+	}
+	pctx, stopPeer := context.WithCancel(context.Background())
+	peerDone := make(chan struct{})
+	go func() {
+		defer close(peerDone)
+		_ = peer.Run(pctx, engine.SinkFunc(func(context.Context, *engine.Message) (engine.Receipt, error) {
+			return engine.Receipt{Verdict: engine.Accepted}, nil
+		}))
+	}()
+	b.Cleanup(func() { stopPeer(); <-peerDone })
+
+	in := freeAddr(b)
+	yaml := fmt.Sprintf(`channels:
+  - name: bench
+    source: {mllp: {address: "%s"}}
+    destinations:
+      - name: out
+        mllp: {address: "%s", connections: 4}
+`, in, peer.Addr())
+	path := filepath.Join(dir, "osprey.yaml")
+	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	cfg, lints := config.Load(path, engine.Global)
+	if cfg == nil {
+		b.Fatalf("config: %v", lints)
+	}
+	eng := engine.New(engine.Options{Registry: engine.Global, Broker: br.Broker, Store: st, DataDir: dir})
+	b.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		eng.Shutdown(ctx)
+	})
+	if err := eng.Apply(context.Background(), cfg); err != nil {
+		b.Fatal(err)
+	}
+	// The source listens once Run has started; wait until it takes connections.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		c, err := mllp.Dial(context.Background(), mllp.ClientConfig{Address: in})
+		if err == nil {
+			c.Close()
+			break
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("source never listened: %v", err)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	return &pipeline{in: in}
+}
+
+// adt returns a 400-byte-class ADT^A08 with a unique control id.
+func adt(id string) []byte {
+	return []byte("MSH|^~\\&|EPIC|GENHOSP|PACS|RADIOLOGY|20261201083000||ADT^A08^ADT_A01|" + id + "|P|2.5.1\r" +
+		"EVN|A08|20261201083000\r" +
+		"PID|1||MRN" + id + "^^^GENHOSP^MR||Doe^Jane^Q^^^^L||19680412|F|||12 High St^^Springfield^IL^62701^USA||555-0100\r" +
+		"PV1|1|E|ER^01^A^GENHOSP||||1234^Adams^Ann^^^Dr|||MED||||||||V100001\r")
+}
+
+// drive sends n messages over conns connections, each connection pacing itself to
+// perConnRate messages per second when it is positive, and returns every ACK latency.
+func drive(b *testing.B, addr string, conns, n int, perConnRate float64) []time.Duration {
+	b.Helper()
+	lat := make([][]time.Duration, conns)
+	var wg sync.WaitGroup
+	var failed sync.Once
+	var failure error
+	per := (n + conns - 1) / conns
+	for g := range conns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c, err := mllp.Dial(context.Background(), mllp.ClientConfig{Address: addr, AckTimeout: 30 * time.Second})
+			if err != nil {
+				failed.Do(func() { failure = err })
+				return
+			}
+			defer c.Close()
+			var tick *time.Ticker
+			if perConnRate > 0 {
+				tick = time.NewTicker(time.Duration(float64(time.Second) / perConnRate))
+				defer tick.Stop()
+			}
+			for i := range per {
+				if tick != nil {
+					<-tick.C
+				}
+				t0 := time.Now()
+				ack, _, err := c.Send(context.Background(), adt("B"+strconv.Itoa(g)+"-"+strconv.Itoa(i)))
+				if err != nil || ack.Code != "AA" {
+					failed.Do(func() { failure = fmt.Errorf("send: %v (ack %q)", err, ack.Code) })
+					return
+				}
+				lat[g] = append(lat[g], time.Since(t0))
+			}
+		}()
+	}
+	wg.Wait()
+	if failure != nil {
+		b.Fatal(failure)
+	}
+	return slices.Concat(lat...)
+}
+
+func reportLatency(b *testing.B, lat []time.Duration) {
+	slices.Sort(lat)
+	q := func(p float64) float64 { return float64(lat[int(p*float64(len(lat)-1))]) / 1e6 }
+	b.ReportMetric(q(0.50), "p50_ms")
+	b.ReportMetric(q(0.99), "p99_ms")
+}
+
+// peakRSS is the process's peak resident set (VmHWM), in MB: the whole engine plus the
+// benchmark's own clients, since they share the process.
+func peakRSS() float64 {
+	data, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 64)
+			return kb / 1024
+		}
+	}
+	return 0
+}
+
+// BenchmarkIngest: sustained MLLP ingest with an ACK after the durable commit, the default
+// (fsync before every ACK, group commit) beside the opt-in fast mode.
+func BenchmarkIngest(b *testing.B) {
+	for _, mode := range []string{broker.SyncAlways, broker.SyncFast} {
+		for _, conns := range []int{1, 32} {
+			b.Run(fmt.Sprintf("sync=%s/conns=%d", mode, conns), func(b *testing.B) {
+				p := startPipeline(b, mode)
+				b.ResetTimer()
+				start := time.Now()
+				lat := drive(b, p.in, conns, max(b.N, conns), 0)
+				elapsed := time.Since(start)
+				b.StopTimer()
+				b.ReportMetric(float64(len(lat))/elapsed.Seconds(), "msgs/s")
+				reportLatency(b, lat)
+				b.ReportMetric(peakRSS(), "peak_rss_MB")
+			})
+		}
+	}
+}
+
+// BenchmarkAckLatency: ACK latency at a steady 1,000 messages/s over 32 connections, the
+// load of a large hospital's busiest feed, with the default durability.
+func BenchmarkAckLatency(b *testing.B) {
+	for _, mode := range []string{broker.SyncAlways, broker.SyncFast} {
+		b.Run(fmt.Sprintf("sync=%s/rate=1000/conns=32", mode), func(b *testing.B) {
+			p := startPipeline(b, mode)
+			b.ResetTimer()
+			lat := drive(b, p.in, 32, max(b.N, 1000), 1000.0/32)
+			b.StopTimer()
+			reportLatency(b, lat)
+		})
+	}
+}
+
+func freeAddr(b *testing.B) string {
+	b.Helper()
+	c, err := mllp.NewSource(mllp.SourceConfig{Address: "127.0.0.1:0"}, engine.Resources{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := c.Listen(); err != nil {
+		b.Fatal(err)
+	}
+	addr := c.Addr().String()
+	c.Close(context.Background())
+	return addr
+}

@@ -286,8 +286,8 @@ func readAck(f []byte) (hl7v2.Ack, error) {
 }
 
 // controlID returns MSH-10 of msg. It reads the MSH segment directly instead of parsing the
-// whole message, which matters for large messages on a hot path; an id with escape sequences
-// is left to the full parser so it compares equal to the peer's MSA-2 as ReadAck decodes it.
+// whole message, which matters on the hot path; an id with an escape sequence is left to the
+// full parser, so it compares equal to the peer's MSA-2 as ReadAck decodes it.
 func controlID(msg []byte) (string, error) {
 	if len(msg) < 8 || !bytes.HasPrefix(msg, []byte("MSH")) {
 		return "", fmt.Errorf("%w: does not start with an MSH segment", ErrInvalidMessage)
@@ -297,19 +297,34 @@ func controlID(msg []byte) (string, error) {
 		seg = seg[:i]
 	}
 	sep := seg[3]
-	// seg[3] is MSH-1 itself, so the n-th separator after it starts MSH-(n+1).
-	fields := bytes.Split(seg[4:], []byte{sep})
-	id := ""
-	if len(fields) >= 9 {
-		id = string(fields[8])
-	}
-	if enc := fields[0]; len(enc) >= 3 && bytes.IndexByte([]byte(id), enc[2]) >= 0 {
-		if m, err := hl7v2.Parse(msg); err == nil {
-			id = m.ControlID()
+	// seg[3] is MSH-1 itself, so after it the k-th separator ends MSH-(k+1).
+	rest := seg[4:]
+	escape := byte(0)
+	for field := 2; ; field++ {
+		end := bytes.IndexByte(rest, sep)
+		if end < 0 {
+			end = len(rest)
 		}
+		switch field {
+		case 2:
+			if end >= 3 {
+				escape = rest[2]
+			}
+		case 10:
+			id := rest[:end]
+			if len(id) == 0 {
+				return "", fmt.Errorf("%w: no MSH-10 control id to match the ACK with", ErrInvalidMessage)
+			}
+			if escape != 0 && bytes.IndexByte(id, escape) >= 0 {
+				if m, err := hl7v2.Parse(msg); err == nil {
+					return m.ControlID(), nil
+				}
+			}
+			return string(id), nil
+		}
+		if end == len(rest) {
+			return "", fmt.Errorf("%w: no MSH-10 control id to match the ACK with", ErrInvalidMessage)
+		}
+		rest = rest[end+1:]
 	}
-	if id == "" {
-		return "", fmt.Errorf("%w: no MSH-10 control id to match the ACK with", ErrInvalidMessage)
-	}
-	return id, nil
 }

@@ -237,9 +237,11 @@ func (s *Source) accept(ctx context.Context, ln net.Listener, sink engine.Sink, 
 		}
 		delay = 0
 		c := &conn{nc: nc, idle: s.cfg.IdleTimeout}
-		if !s.track(c) {
-			s.log.Warn("connection refused: max_connections reached",
-				"remote", nc.RemoteAddr().String(), "max_connections", s.cfg.MaxConnections)
+		if ok, full := s.track(c); !ok {
+			if full {
+				s.log.Warn("connection refused: max_connections reached",
+					"remote", nc.RemoteAddr().String(), "max_connections", s.cfg.MaxConnections)
+			}
 			nc.Close()
 			continue
 		}
@@ -257,18 +259,18 @@ func isTemporary(err error) bool {
 	return errors.As(err, &t) && t.Temporary()
 }
 
-// track registers c, or reports false when the source is full or stopping.
-func (s *Source) track(c *conn) bool {
+// track registers c. It refuses when the source is stopping, or full (then full is true).
+func (s *Source) track(c *conn) (ok, full bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.stopping {
-		return false
+		return false, false
 	}
 	if s.cfg.MaxConnections > 0 && len(s.conns) >= s.cfg.MaxConnections {
-		return false
+		return false, true
 	}
 	s.conns[c] = struct{}{}
-	return true
+	return true, false
 }
 
 func (s *Source) untrack(c *conn) {

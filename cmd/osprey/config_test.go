@@ -111,6 +111,27 @@ func TestComponentExamplesPass(t *testing.T) {
 	}
 }
 
+// The YAML block the reference shows for a component must load as it is, apart from checks
+// of a field's own (a placeholder address may be refused by its lint).
+func TestComponentSkeletonsParse(t *testing.T) {
+	comps := engine.Global.Components()
+	for _, c := range rules.Steps() {
+		c.Kind = spec.KindTransform
+		comps = append(comps, c)
+	}
+	for _, c := range comps {
+		t.Run(c.ID(), func(t *testing.T) {
+			y := spec.Skeleton(c.Fields)
+			_, lints := spec.ParseYAML(y, c.Fields)
+			for _, l := range lints {
+				if l.Type != spec.LintLint && l.Type != spec.LintExpr {
+					t.Errorf("%s\n%s", l, y)
+				}
+			}
+		})
+	}
+}
+
 // The schema editors use must accept a configuration the loader accepts.
 func TestSchemaAcceptsValidConfig(t *testing.T) {
 	var b bytes.Buffer

@@ -8,7 +8,9 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -458,6 +460,59 @@ func TestParseInterspersed(t *testing.T) {
 			pos, err := parseInterspersed(fs, tt.args)
 			if err != nil || !slices.Equal(pos, tt.pos) || *v != tt.verbose {
 				t.Errorf("got %v %v %v, want %v %v", pos, *v, err, tt.pos, tt.verbose)
+			}
+		})
+	}
+}
+
+func TestAPIClient(t *testing.T) {
+	var (
+		mu   sync.Mutex
+		seen []string
+	)
+	ts := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		seen = append(seen, r.Method+" "+r.URL.EscapedPath()+"?"+r.URL.RawQuery+" "+r.Header.Get("Authorization"))
+		mu.Unlock()
+		if strings.HasSuffix(r.URL.Path, "/gateway") {
+			w.Header().Set("Content-Type", "text/html")
+			w.WriteHeader(http.StatusBadGateway)
+			io.WriteString(w, "<html>bad gateway</html>")
+			return
+		}
+		io.WriteString(w, `{"id":"x"}`)
+	}))
+	defer ts.Close()
+
+	tests := []struct {
+		name    string
+		base    string
+		path    string
+		query   url.Values
+		want    string // what the server saw
+		wantErr string
+	}{
+		{"prefix kept", ts.URL + "/osprey/", "/api/v1/messages/a%2Fb", nil, "GET /osprey/api/v1/messages/a%2Fb? Bearer tok", ""},
+		{"query encoded", ts.URL, "/api/v1/messages", url.Values{"type": {"ADT^A01"}}, "GET /api/v1/messages?type=ADT%5EA01 Bearer tok", ""},
+		{"error without JSON body", ts.URL, "/gateway", nil, "GET /gateway? Bearer tok", "admin API: 502 bad gateway"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			mu.Lock()
+			seen = nil
+			mu.Unlock()
+			c, err := newAPIClient(tt.base, "tok")
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, err = c.get(context.Background(), tt.path, tt.query, nil)
+			if tt.wantErr == "" && err != nil || tt.wantErr != "" && (err == nil || err.Error() != tt.wantErr) {
+				t.Errorf("err = %v, want %q", err, tt.wantErr)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if len(seen) != 1 || seen[0] != tt.want {
+				t.Errorf("server saw %q, want %q", seen, tt.want)
 			}
 		})
 	}

@@ -637,6 +637,9 @@ func TestProbesAndVersion(t *testing.T) {
 		env := newEnv(t)
 		env.eng.readyErr = fmt.Errorf("nats: no servers available")
 		wantError(t, env.call(t, "GET", "/readyz", ""), 503, "not ready: nats: no servers available")
+		if strings.Contains(env.logs.String(), `"level":"ERROR"`) {
+			t.Errorf("a failing probe is logged as an error; probes would flood the log:\n%s", env.logs)
+		}
 	})
 	t.Run("version", func(t *testing.T) {
 		env := newEnv(t)
@@ -724,6 +727,7 @@ func TestStatusOf(t *testing.T) {
 		{"engine not found", fmt.Errorf("x: %w", engine.ErrNotFound), 404},
 		{"store not found", fmt.Errorf("x: %w", store.ErrNotFound), 404},
 		{"bad request", fmt.Errorf("x: %w", engine.ErrBadRequest), 400},
+		{"invalid cursor", fmt.Errorf("x: %w", store.ErrInvalidCursor), 400},
 		{"config", fmt.Errorf("x: %w", &engine.ConfigError{}), 422},
 		{"api error", &admin.Error{Status: 409, Message: "conflict"}, 409},
 		{"wrapped api error", fmt.Errorf("x: %w", &admin.Error{Status: 418, Message: "teapot"}), 418},

@@ -71,7 +71,7 @@ func viewLints(ls []spec.Lint) []lintView {
 //   - *Error as it is;
 //   - *engine.ConfigError: 422 with its lints;
 //   - engine.ErrUnknownChannel, engine.ErrNotFound, store.ErrNotFound: 404;
-//   - engine.ErrBadRequest: 400;
+//   - engine.ErrBadRequest, store.ErrInvalidCursor: 400;
 //   - echo's own errors (no route 404, 405, body too large 413) with their status;
 //   - anything else: 500 with a generic message.
 //
@@ -96,6 +96,8 @@ func StatusOf(err error) *Error {
 		return &Error{Status: http.StatusNotFound, Message: err.Error(), Err: err}
 	case errors.Is(err, engine.ErrBadRequest):
 		return &Error{Status: http.StatusBadRequest, Message: err.Error(), Err: err}
+	case errors.Is(err, store.ErrInvalidCursor):
+		return &Error{Status: http.StatusBadRequest, Message: "invalid cursor; pass the next of a previous page", Err: err}
 	case errors.As(err, &he):
 		return &Error{Status: he.Code, Message: strings.ToLower(http.StatusText(he.Code)), Err: err}
 	}
@@ -113,17 +115,18 @@ func (s *Server) handleError(err error, c echo.Context) {
 	}
 	ae := StatusOf(err)
 	msg := ae.Message
-	if ae.Status >= 500 {
-		if errors.Is(err, context.Canceled) && c.Request().Context().Err() != nil {
-			// The client went away; nobody reads this answer and nothing failed.
-			s.log.Debug("admin: request cancelled", "method", c.Request().Method, "path", c.Request().URL.Path)
-		} else {
-			s.log.Error("admin: request failed", "method", c.Request().Method,
-				"path", c.Request().URL.Path, "status", ae.Status, "error", err)
-		}
-		if msg == "" {
-			msg = strings.ToLower(http.StatusText(ae.Status))
-		}
+	switch {
+	case ae.Status != http.StatusInternalServerError:
+		// Answered as designed (a 503 from /readyz says why in its body); the request log has it.
+	case errors.Is(err, context.Canceled) && c.Request().Context().Err() != nil:
+		// The client went away; nobody reads this answer and nothing failed.
+		s.log.Debug("admin: request cancelled", "method", c.Request().Method, "path", c.Request().URL.Path)
+	default:
+		s.log.Error("admin: request failed", "method", c.Request().Method,
+			"path", c.Request().URL.Path, "error", err)
+	}
+	if msg == "" {
+		msg = strings.ToLower(http.StatusText(ae.Status))
 	}
 	if ae.Status == http.StatusUnauthorized {
 		v := `Bearer realm="osprey"`

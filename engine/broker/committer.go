@@ -60,12 +60,13 @@ type Committer struct {
 	log      *slog.Logger
 	idPrefix string
 
-	mu     sync.Mutex
-	queue  []*waiter
-	closed bool
+	mu          sync.Mutex
+	cond        sync.Cond // the loop waits on it for work or a free slot
+	queue       []*waiter
+	queuedBytes int // encoded size of the queue
+	inFlight    int // records published and not yet resolved
+	closed      bool
 
-	wake     chan struct{} // a Commit or Close happened; capacity 1
-	slots    chan struct{} // records in flight; capacity MaxInFlight
 	inflight chan *record  // published records in order, for the acker
 	done     chan struct{} // closed when every record is resolved after Close
 
@@ -115,11 +116,10 @@ func (b *Broker) NewCommitter(subject string, opts CommitterOptions) *Committer 
 		opts:     opts,
 		log:      b.log.With("subject", subject),
 		idPrefix: newIDPrefix(),
-		wake:     make(chan struct{}, 1),
-		slots:    make(chan struct{}, opts.MaxInFlight),
 		inflight: make(chan *record, opts.MaxInFlight),
 		done:     make(chan struct{}),
 	}
+	c.cond.L = &c.mu
 	// A JetStream context of its own gives the Committer its own reply subscription and an
 	// ack timeout, so that a lost acknowledgement frees its slot, without changing the
 	// broker's shared context.
@@ -165,11 +165,9 @@ func (c *Committer) Commit(ctx context.Context, e Entry) error {
 		return fmt.Errorf("broker: commit %s: committer %w", c.subject, ErrClosed)
 	}
 	c.queue = append(c.queue, w)
+	c.queuedBytes += size
+	c.cond.Signal()
 	c.mu.Unlock()
-	select {
-	case c.wake <- struct{}{}:
-	default: // the loop is already awake and will see the entry
-	}
 	select {
 	case err := <-w.done:
 		return err
@@ -187,11 +185,8 @@ func (c *Committer) Commit(ctx context.Context, e Entry) error {
 func (c *Committer) Close(ctx context.Context) error {
 	c.mu.Lock()
 	c.closed = true
+	c.cond.Signal()
 	c.mu.Unlock()
-	select {
-	case c.wake <- struct{}{}:
-	default:
-	}
 	select {
 	case <-c.done:
 		return nil
@@ -200,41 +195,74 @@ func (c *Committer) Close(ctx context.Context) error {
 	}
 }
 
-// run is the batching loop: it takes a free in-flight slot first and only then the queue, so
-// that everything that arrived while the slots were busy goes into one record.
+// run is the batching loop. It keeps at most one record in flight that is not full: while
+// the server fsyncs it, every entry that arrives queues up and goes into the next record as
+// soon as it is acknowledged. A second record sent at once would only split the queue in
+// two, since the server writes a stream's records one after the other, each with its own
+// fsync. Full records (MaxEntries or MaxBytes reached) are sent while others are in flight,
+// up to MaxInFlight, because waiting would not make them bigger.
 func (c *Committer) run() {
 	defer close(c.inflight)
-	for range c.wake {
-		for {
-			c.slots <- struct{}{}
-			batch, bytes, closed := c.take()
-			if len(batch) == 0 {
-				<-c.slots
-				if closed {
-					return
-				}
-				break
-			}
-			c.inflight <- c.publish(batch, bytes)
+	for {
+		c.mu.Lock()
+		for !c.ready() {
+			c.cond.Wait()
 		}
+		if len(c.queue) == 0 { // and closed
+			c.mu.Unlock()
+			return
+		}
+		batch, bytes := c.take()
+		c.inFlight++
+		c.mu.Unlock()
+		if len(batch) == 0 { // every queued caller gave up
+			c.release()
+			continue
+		}
+		c.inflight <- c.publish(batch, bytes)
 	}
 }
 
-// take removes the next record's worth of waiters from the queue.
-func (c *Committer) take() (batch []*waiter, bytes int, closed bool) {
-	limit := min(c.opts.MaxBytes, c.maxPayload())
+// ready reports whether the loop has something to do: send a record, or stop. c.mu is held.
+func (c *Committer) ready() bool {
+	if len(c.queue) == 0 {
+		return c.closed
+	}
+	switch {
+	case c.inFlight == 0:
+		return true
+	case c.inFlight >= c.opts.MaxInFlight:
+		return false
+	}
+	return len(c.queue) >= c.opts.MaxEntries || c.queuedBytes+recordOverhead >= c.limit()
+}
+
+// limit is the largest record to send.
+func (c *Committer) limit() int { return min(c.opts.MaxBytes, c.maxPayload()) }
+
+// release frees the in-flight slot of a resolved record.
+func (c *Committer) release() {
 	c.mu.Lock()
-	defer c.mu.Unlock()
+	c.inFlight--
+	c.cond.Signal()
+	c.mu.Unlock()
+}
+
+// take removes the next record's worth of waiters from the queue. c.mu is held.
+func (c *Committer) take() (batch []*waiter, bytes int) {
+	limit := c.limit()
 	bytes = recordOverhead
 	i := 0
 	for ; i < len(c.queue) && len(batch) < c.opts.MaxEntries; i++ {
 		w := c.queue[i]
 		if w.state.Load() == abandoned {
+			c.queuedBytes -= w.size
 			continue // its caller gave up before it was written
 		}
 		if len(batch) > 0 && bytes+w.size > limit {
 			break
 		}
+		c.queuedBytes -= w.size
 		if !w.state.CompareAndSwap(queued, taken) {
 			continue // abandoned just now
 		}
@@ -246,7 +274,7 @@ func (c *Committer) take() (batch []*waiter, bytes int, closed bool) {
 	if len(c.queue) == 0 {
 		c.queue = nil
 	}
-	return batch, bytes, c.closed && len(c.queue) == 0
+	return batch, bytes
 }
 
 func (c *Committer) publish(batch []*waiter, bytes int) *record {
@@ -271,7 +299,7 @@ func (c *Committer) publish(batch []*waiter, bytes int) *record {
 	return r
 }
 
-// ack resolves records in publication order and frees their slots.
+// ack resolves records in publication order and frees their in-flight slots.
 func (c *Committer) ack() {
 	defer close(c.done)
 	for r := range c.inflight {
@@ -287,7 +315,7 @@ func (c *Committer) ack() {
 		for _, w := range r.waiters {
 			w.done <- err
 		}
-		<-c.slots
+		c.release()
 	}
 }
 

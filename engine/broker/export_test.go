@@ -5,16 +5,17 @@ import "github.com/nats-io/nats-server/v2/server"
 // ServerOf exposes the embedded server to the tests.
 func ServerOf(b *Broker) *server.Server { return b.srv }
 
-// HoldSlots takes every in-flight slot of c, so that commits queue up without being
-// published, and returns the function that gives the slots back.
+// HoldSlots makes c believe MaxInFlight records are in flight, so that commits queue up
+// without being published, and returns the function that undoes it.
 func HoldSlots(c *Committer) (release func()) {
-	for range cap(c.slots) {
-		c.slots <- struct{}{}
-	}
+	c.mu.Lock()
+	c.inFlight += c.opts.MaxInFlight
+	c.mu.Unlock()
 	return func() {
-		for range cap(c.slots) {
-			<-c.slots
-		}
+		c.mu.Lock()
+		c.inFlight -= c.opts.MaxInFlight
+		c.cond.Signal()
+		c.mu.Unlock()
 	}
 }
 

@@ -279,7 +279,7 @@ type loader struct {
 	cfg   Config
 
 	server       *spec.Parsed
-	serverKey    string // position of the first `server:` key
+	serverKey    string            // position of the first `server:` key
 	channelNames map[string]string // name -> position of its first definition
 	ownRetention []bool            // per channel: retention set on the channel itself
 }

@@ -432,6 +432,7 @@ func TestExprErrorPositions(t *testing.T) {
 		{"literal block", " |\n      msg.Type == \"ADT\" &&\n        msg.Typo == \"x\""},
 		{"literal block keep", " |+\n\n      msg.Typo == \"x\"\n"},
 		{"folded block", " >-\n      msg.Typo == \"ADT\""},
+		{"in a transform step", " msg.Type == \"ADT\"\n    transform:\n      - set:\n          path: MSH-5\n          value: X\n          if: |\n            msg.Typo == \"x\""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -527,6 +528,15 @@ func TestSecretsStayOutOfStrings(t *testing.T) {
 		if strings.Contains(s, "secret-token") || strings.Contains(s, "pw@") {
 			t.Errorf("String() shows a secret: %s", s)
 		}
+	}
+}
+
+// The server block of the reference, copied as it is, loads without a lint.
+func TestServerSkeletonLoads(t *testing.T) {
+	y := spec.Skeleton([]spec.Field{spec.NewObject("server", "", ServerSpec()...)})
+	c, lints := LoadFiles([]File{{Name: "s.yaml", Data: []byte(y + goodChannel)}}, reg)
+	if c == nil || len(lints) > 0 {
+		t.Errorf("lints: %v\n%s", lints, y)
 	}
 }
 

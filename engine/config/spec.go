@@ -264,7 +264,7 @@ func Sections(reg Lookup) []spec.Component {
 				spec.NewObjects(fieldChannels, channelsDesc+" See [channel](#config.channel).").AsOptional(),
 			}},
 		{Kind: spec.KindConfig, Name: fieldServer, Summary: "Process-wide settings; every one has a default.",
-			Fields: []spec.Field{spec.NewObject(fieldServer, serverDesc, ServerSpec()...).AsOptional()}},
+			Fields: []spec.Field{spec.NewObject(fieldServer, serverDesc, ServerSpec()...)}},
 		{Kind: spec.KindConfig, Name: "channel", Summary: "One item of `channels`.",
 			Description: "Expressions (`filter`, `ordered_by`, a destination's `filter`, a step's `if`) are " +
 				"compiled when the configuration loads: a typo in a field name is a load error with its position.",

@@ -32,19 +32,51 @@ func (s *segment) is(name string, fs byte) bool {
 	return len(d) >= len(name) && string(d[:len(name)]) == name && (len(d) == len(name) || d[len(name)] == fs)
 }
 
-// nthPart returns part n (1-based) of b split at sep, and whether b has that many parts.
-func nthPart(b []byte, sep byte, n int) ([]byte, bool) {
-	for k := 1; k < n; k++ {
-		i := bytes.IndexByte(b, sep)
-		if i < 0 {
-			return nil, false
+// shortScan is how far indexByte looks byte by byte before handing over to
+// bytes.IndexByte: HL7 elements are mostly a few bytes long, where a plain loop beats the
+// vectorised search's setup, but an OBX-5 can hold megabytes.
+const shortScan = 32
+
+func indexByte(b []byte, c byte) int {
+	n := min(len(b), shortScan)
+	for i := 0; i < n; i++ {
+		if b[i] == c {
+			return i
 		}
-		b = b[i+1:]
 	}
-	if i := bytes.IndexByte(b, sep); i >= 0 {
-		b = b[:i]
+	if len(b) <= shortScan {
+		return -1
 	}
-	return b, true
+	if j := bytes.IndexByte(b[shortScan:], c); j >= 0 {
+		return shortScan + j
+	}
+	return -1
+}
+
+// nthPart returns part n (1-based) of b split at sep, and whether b has that many parts.
+// It walks b once; a part longer than shortScan is skipped with bytes.IndexByte.
+func nthPart(b []byte, sep byte, n int) ([]byte, bool) {
+	k, start := 1, 0
+	for i := 0; i < len(b); i++ {
+		if b[i] != sep {
+			if i-start != shortScan {
+				continue
+			}
+			j := bytes.IndexByte(b[i:], sep)
+			if j < 0 {
+				break
+			}
+			i += j
+		}
+		if k == n {
+			return b[start:i], true
+		}
+		k, start = k+1, i+1
+	}
+	if k == n {
+		return b[start:], true
+	}
+	return nil, false
 }
 
 // countParts is the number of parts of b split at sep (an empty b is one empty part).
@@ -61,7 +93,7 @@ func (m *Message) field(data []byte, n int) ([]byte, bool) {
 		}
 		return nthPart(data[4:], fs, n-1)
 	}
-	i := bytes.IndexByte(data, fs)
+	i := indexByte(data, fs)
 	if i < 0 {
 		return nil, false
 	}

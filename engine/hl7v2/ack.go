@@ -252,7 +252,7 @@ func versionBefore25(v []byte, d *Delimiters) bool {
 	if i := bytes.IndexByte(v, d.Component); i >= 0 {
 		v = v[:i]
 	}
-	if !versionRE.Match(v) {
+	if !isVersion(v) {
 		return false
 	}
 	minor := v[2:]

@@ -41,14 +41,46 @@ var charsetAliases = map[string]string{
 	"ISO-8859-15": "8859/15", "ISO8859-15": "8859/15", "LATIN9": "8859/15",
 }
 
+// The charsets of well-formed messages are shared values, so parsing one allocates nothing
+// for its character set.
+var (
+	asciiCharset = &charset{}
+	knownCharsets = func() map[string]*charset {
+		m := map[string]*charset{"ASCII": {name: "ASCII"}, "UNICODE UTF-8": utf8Charset, "UNICODE": {name: "UNICODE"}}
+		for name, cm := range charsets {
+			m[name] = &charset{name: name, cm: cm}
+		}
+		return m
+	}()
+)
+
 // lookupCharset resolves the first repetition of MSH-18. It returns the charset to read the
 // message with and a non-empty note when the declaration is odd.
 func lookupCharset(decl string, body []byte) (*charset, string) {
+	if cs, ok := knownCharsets[decl]; ok || decl == "" {
+		if !ok {
+			cs = asciiCharset
+		}
+		switch {
+		case cs.cm != nil:
+			return cs, ""
+		case cs == utf8Charset || cs.name == "UNICODE":
+			if !utf8.Valid(body) {
+				return cs, "message declares UTF-8 but is not valid UTF-8"
+			}
+			return cs, ""
+		case isASCII(body):
+			return cs, ""
+		}
+	}
+	decl = strings.Clone(decl) // it may view the message's bytes
 	name := strings.ToUpper(strings.TrimSpace(decl))
 	note := ""
 	if canon, ok := charsetAliases[name]; ok {
 		note = fmt.Sprintf("MSH-18 %q is not an HL7 character set name; read as %s", decl, canon)
 		name = canon
+	} else if name != decl && knownCharsets[name] != nil {
+		note = fmt.Sprintf("MSH-18 %q is not written as HL7 writes it (%s)", decl, name)
 	}
 	switch name {
 	case "", "ASCII":

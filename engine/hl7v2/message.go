@@ -3,8 +3,8 @@ package hl7v2
 import (
 	"bytes"
 	"fmt"
-	"regexp"
 	"unicode/utf8"
+	"unsafe"
 )
 
 // term is a segment terminator as it appeared in the input; Encode writes it back so the
@@ -185,39 +185,82 @@ func readDelimiters(buf []byte, pos int) (Delimiters, *ParseError) {
 	return d, nil
 }
 
-var versionRE = regexp.MustCompile(`^2\.[0-9]+(\.[0-9]+)?$`)
+// isVersion reports whether v looks like an HL7 version 2 version ID: 2.n or 2.n.n.
+func isVersion(v []byte) bool {
+	if len(v) < 3 || v[0] != '2' || v[1] != '.' {
+		return false
+	}
+	dots, digits := 0, 0
+	for _, c := range v[2:] {
+		switch {
+		case c >= '0' && c <= '9':
+			digits++
+		case c == '.' && digits > 0 && dots == 0:
+			dots, digits = 1, 0
+		default:
+			return false
+		}
+	}
+	return digits > 0
+}
+
+// unsafeString views b as a string for a lookup that does not keep it.
+func unsafeString(b []byte) string {
+	if len(b) == 0 {
+		return ""
+	}
+	return unsafe.String(&b[0], len(b))
+}
 
 // checkHeader settles the character set and checks the MSH fields every message needs.
 func (m *Message) checkHeader(body []byte, pos int) {
 	msh := m.segs[0].data
-	decl, _ := m.field(msh, 18)
+	// One pass over the MSH: f[n] is MSH-n up to MSH-18, nil when absent.
+	var f [19][]byte
+	rest, n := msh[4:], 2
+	for n <= 18 {
+		i := bytes.IndexByte(rest, m.d.Field)
+		if i < 0 {
+			f[n] = rest
+			break
+		}
+		f[n], rest = rest[:i], rest[i+1:]
+		n++
+	}
+	off := func(n int) int {
+		if f[n] == nil {
+			return m.segs[0].off + len(msh)
+		}
+		return m.segs[0].off + cap(msh) - cap(f[n])
+	}
+	decl := f[18]
 	if i := bytes.IndexByte(decl, m.d.Repetition); i >= 0 {
 		decl = decl[:i]
 	}
-	cs, note := lookupCharset(string(decl), body)
+	cs, note := lookupCharset(unsafeString(decl), body)
 	m.cs = cs
 	if note != "" {
-		at := m.fieldOffset(1, 18)
-		if !utf8.Valid(body) && cs.cm == nil {
+		at := off(18)
+		if cs.cm == nil && !utf8.Valid(body) {
 			at = pos + firstInvalidUTF8(body)
 		}
 		m.addIssue(1, 18, at, "%s", note)
 	}
-	for _, f := range [...]struct {
-		n    int
-		what string
-	}{{9, "message type"}, {10, "message control ID"}, {12, "version ID"}} {
-		if v, _ := m.field(msh, f.n); len(v) == 0 {
-			m.addIssue(1, f.n, m.fieldOffset(1, f.n), "MSH-%d (%s) is empty", f.n, f.what)
-		}
+	if len(f[9]) == 0 {
+		m.addIssue(1, 9, off(9), "MSH-9 (message type) is empty")
 	}
-	if v, _ := m.field(msh, 12); len(v) > 0 {
-		if i := bytes.IndexByte(v, m.d.Component); i >= 0 {
-			v = v[:i]
-		}
-		if !versionRE.Match(v) {
-			m.addIssue(1, 12, m.fieldOffset(1, 12), "MSH-12 %q is not an HL7 version 2 version", v)
-		}
+	if len(f[10]) == 0 {
+		m.addIssue(1, 10, off(10), "MSH-10 (message control ID) is empty")
+	}
+	v := f[12]
+	if i := bytes.IndexByte(v, m.d.Component); i >= 0 {
+		v = v[:i]
+	}
+	switch {
+	case len(f[12]) == 0:
+		m.addIssue(1, 12, off(12), "MSH-12 (version ID) is empty")
+	case !isVersion(v):
+		m.addIssue(1, 12, off(12), "MSH-12 %q is not an HL7 version 2 version", v)
 	}
 }
 

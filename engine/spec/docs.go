@@ -283,6 +283,15 @@ func inlineYAML(v any) string {
 	return strings.TrimSpace(string(b))
 }
 
+// Skeleton returns fields as a YAML block at their defaults, required fields filled from
+// their first example, optional ones commented out: a starting point to copy, as the
+// reference shows it.
+func Skeleton(fields []Field) string {
+	var b strings.Builder
+	skeleton(&b, fields, 0, "")
+	return b.String()
+}
+
 // skeleton writes every field at its default as YAML, with a comment saying what is
 // required or optional, so the block doubles as a starting point to copy.
 func skeleton(b *strings.Builder, fields []Field, indent int, first string) {
@@ -311,6 +320,28 @@ func skeleton(b *strings.Builder, fields []Field, indent int, first string) {
 		}
 		if comment != "" {
 			comment = "  # " + comment
+		}
+		if (f.Type == Object || f.Type == Objects) && f.Optional && f.Default == nil && lead == pad {
+			// An optional block is shown commented out: written out, its placeholders would
+			// turn it on, and the skeleton must load as it is.
+			var sub strings.Builder
+			g := f
+			g.Optional = false
+			skeleton(&sub, []Field{g}, indent, "")
+			lines := strings.SplitAfter(sub.String(), "\n")
+			for j, l := range lines {
+				if l == "" {
+					continue
+				}
+				if j == 0 {
+					l = strings.Replace(l, "\n", comment+"\n", 1)
+					if k := strings.Index(l, "  # required"); k >= 0 {
+						l = l[:k] + l[k+len("  # required"):]
+					}
+				}
+				b.WriteString(pad + "# " + l[len(pad):])
+			}
+			continue
 		}
 		switch f.Type {
 		case Object:
@@ -362,7 +393,20 @@ func skeletonChoice(b *strings.Builder, f Field, indent int, first string) {
 		return
 	}
 	names := componentNames(f.Choices)
-	fmt.Fprintf(b, "%s%s: {}  # exactly one %s: %s\n", lead, names[0], noun, strings.Join(names, ", "))
+	comment := fmt.Sprintf("  # exactly one %s: %s", noun, strings.Join(names, ", "))
+	var req []Field
+	for _, cf := range f.Choices[0].Fields {
+		if required(cf) {
+			req = append(req, cf)
+		}
+	}
+	if len(req) == 0 {
+		fmt.Fprintf(b, "%s%s: {}%s\n", lead, names[0], comment)
+		return
+	}
+	// Only the required fields: enough to load, and the component's own section has the rest.
+	fmt.Fprintf(b, "%s%s:%s\n", lead, names[0], comment)
+	skeleton(b, req, indent+2, "")
 }
 
 func skeletonValue(f Field) string {

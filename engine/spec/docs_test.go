@@ -67,7 +67,7 @@ func TestRenderMarkdown(t *testing.T) {
 		"Exactly one transform step key (none is registered in this build).",
 		"#### Example: Plain TCP\n\nStandard port.\n\n```yaml\naddress: 0.0.0.0:2575\n```",
 		"```yaml\nmllp:\n  address: 0.0.0.0:2575  # required\n  max_message_size: 16MiB\n  idle_timeout: 5m\n",
-		"```yaml\nchannels:  # required\n  - name: adt-in  # required\n    source:  # required\n      mllp: {}  # exactly one source: mllp\n",
+		"```yaml\nchannels:  # required\n  - name: adt-in  # required\n    source:  # required\n      mllp:  # exactly one source: mllp\n        address: 0.0.0.0:2575  # required\n",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("output lacks %q", want)

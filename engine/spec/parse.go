@@ -341,6 +341,11 @@ func (ps *parser) absent(f *Field, path string, n, at *yaml.Node, quiet bool) *e
 
 // value parses one given value.
 func (ps *parser) value(f *Field, k, n *yaml.Node, path string) *entry {
+	if f.Secret {
+		// Whatever a check says about a secret, its text must not end up in a lint.
+		before := len(ps.lints)
+		defer func() { ps.mask(ps.lints[before:], n) }()
+	}
 	name := path + f.Name
 	e := &entry{set: true, key: k, node: n}
 	v, ok := ps.typed(f, n, name)
@@ -368,6 +373,29 @@ func (ps *parser) value(f *Field, k, n *yaml.Node, path string) *entry {
 		}
 	}
 	return e
+}
+
+// mask replaces the secret scalars under n in lint messages.
+func (ps *parser) mask(lints []Lint, n *yaml.Node) {
+	var secrets []string
+	var walk func(*yaml.Node)
+	walk = func(n *yaml.Node) {
+		if n = resolve(n); n == nil {
+			return
+		}
+		if n.Kind == yaml.ScalarNode && len(n.Value) >= 4 {
+			secrets = append(secrets, n.Value)
+		}
+		for _, c := range n.Content {
+			walk(c)
+		}
+	}
+	walk(n)
+	for i := range lints {
+		for _, s := range secrets {
+			lints[i].Msg = strings.ReplaceAll(lints[i].Msg, s, "***")
+		}
+	}
 }
 
 // PositionError is implemented by errors that point inside a value, such as an

@@ -540,6 +540,16 @@ func TestSecretInClearWarns(t *testing.T) {
 	}
 }
 
+func TestSecretMaskedInFieldLint(t *testing.T) {
+	f := NewString("password", "").AsSecret().WithLint(func(v any) error {
+		return fmt.Errorf("%q is too weak", v) // a careless check that quotes the value
+	})
+	_, lints := ParseYAML("password: hunter22", []Field{f})
+	if len(lints) != 1 || strings.Contains(lints[0].Msg, "hunter22") || !strings.Contains(lints[0].Msg, "***") {
+		t.Errorf("lints = %v, want the secret masked", lints)
+	}
+}
+
 func TestParseBytesAndDuration(t *testing.T) {
 	bytes := []struct {
 		in   string

@@ -6,6 +6,20 @@
 // Every write is idempotent by its natural key (message id; message id + stage seq;
 // message id + destination + attempt number), so a redelivery after a crash never
 // duplicates a record.
+//
+// Both implementations also agree on these details, which the conformance suite in
+// storetest checks:
+//   - Times are kept in UTC to the microsecond and returned in UTC.
+//   - On write, a zero ReceivedAt, UpdatedAt, Stage.At or Attempt.At becomes now; an
+//     empty Status is StatusReceived and an empty DeliveryStatus is DeliveryQueued; a
+//     Delivery with an empty Channel takes its message's. Unknown statuses are errors.
+//   - Writes that name a message that is not stored fail with ErrNotFound and write
+//     nothing. AddAttempt creates the delivery row when there is none yet.
+//   - Get, Search and DeadLetters return empty slices rather than nil. Search results
+//     leave Raw empty; Get and DeadLetters leave Delivery.Payload empty (Delivery has it).
+//   - Search sorts by (ReceivedAt, ID) and DeadLetters by (UpdatedAt, MessageID,
+//     Destination), newest first, comparing ids byte by byte; cursors are keysets, so
+//     new rows never shift a page being walked.
 package store
 
 import (

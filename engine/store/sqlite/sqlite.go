@@ -77,16 +77,14 @@ func newDriver() *sqlite.Driver {
 	d.MustRegisterDeterministicScalarFunction("osprey_contains", 2,
 		func(_ *sqlite.FunctionContext, args []driver.Value) (driver.Value, error) {
 			needle, _ := args[1].(string)
-			var hay string
+			var found bool
 			switch v := args[0].(type) {
 			case []byte:
-				hay = query.Fold(v)
+				found = query.ContainsFold(v, needle)
 			case string:
-				hay = query.FoldString(v)
-			default:
-				return int64(0), nil
+				found = strings.Contains(query.FoldString(v), needle)
 			}
-			if strings.Contains(hay, needle) {
+			if found {
 				return int64(1), nil
 			}
 			return int64(0), nil

@@ -72,12 +72,17 @@ func TestFileMode(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	fi, err := os.Stat(path)
-	if err != nil {
+	if err := s.PutMessages(t.Context(), []store.Message{{ID: "m", Channel: "c", Raw: []byte("PID|1||42")}}); err != nil {
 		t.Fatal(err)
 	}
-	if perm := fi.Mode().Perm(); perm != 0o600 {
-		t.Errorf("database file mode %v, want 0600 (it holds PHI)", perm)
+	for _, p := range []string{path, path + "-wal", path + "-shm"} {
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if perm := fi.Mode().Perm(); perm != 0o600 {
+			t.Errorf("%s mode %v, want 0600 (it holds PHI)", filepath.Base(p), perm)
+		}
 	}
 }
 

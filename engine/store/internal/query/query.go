@@ -4,11 +4,13 @@
 package query
 
 import (
+	"bytes"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 	"unicode/utf8"
 
@@ -228,3 +230,38 @@ func CheckDeliveryStatus(s store.DeliveryStatus) error {
 
 // DefaultBatch is the Prune batch size used when the caller passes zero or less.
 const DefaultBatch = 1000
+
+// lowerBufs recycles the buffers ContainsFold lowers ASCII bodies into: a text search
+// calls it once per row, and most bodies are plain ASCII HL7.
+var lowerBufs = sync.Pool{New: func() any { return new([]byte) }}
+
+// ContainsFold reports whether Fold(raw) contains folded, a needle already passed through
+// FoldString, without allocating for ASCII bodies.
+func ContainsFold(raw []byte, folded string) bool {
+	bp := lowerBufs.Get().(*[]byte)
+	defer lowerBufs.Put(bp)
+	if cap(*bp) < len(raw) {
+		*bp = make([]byte, len(raw))
+	}
+	b := (*bp)[:len(raw)]
+	for i, c := range raw {
+		l := asciiLower[c]
+		if l == 0 {
+			return strings.Contains(Fold(raw), folded)
+		}
+		b[i] = l
+	}
+	return bytes.Contains(b, []byte(folded))
+}
+
+// asciiLower maps ASCII bytes to lower case and everything Fold would change beyond
+// that (NUL, bytes of multi-byte sequences) to 0.
+var asciiLower = func() (t [256]byte) {
+	for c := 1; c < utf8.RuneSelf; c++ {
+		t[c] = byte(c)
+		if 'A' <= c && c <= 'Z' {
+			t[c] += 'a' - 'A'
+		}
+	}
+	return t
+}()

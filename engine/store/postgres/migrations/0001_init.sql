@@ -25,7 +25,7 @@ CREATE TABLE messages (
     reprocess_of text        NOT NULL DEFAULT '' -- no foreign key: pruning the original must not touch its copies
 );
 
--- Search is newest first by (received_at, id); every equality filter gets an index that
+-- Search is newest first by (received_at, id); the selective filters get an index that
 -- also yields that order, so a filtered page is an index range scan with no sort.
 CREATE INDEX messages_by_received     ON messages (received_at DESC, id DESC);
 CREATE INDEX messages_by_channel      ON messages (channel, received_at DESC, id DESC);

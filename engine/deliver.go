@@ -134,6 +134,13 @@ func (w *worker) run(ctx context.Context) {
 	}
 	wg.Wait()
 	<-hbDone
+	// Records not finished are handed back at once, not after their ack wait, so a reload's
+	// new worker carries on where this one stopped.
+	w.mu.Lock()
+	for t := range w.inFlight {
+		_ = t.msg.Nak()
+	}
+	w.mu.Unlock()
 }
 
 func (w *worker) dispatch(ctx context.Context, m jetstream.Msg) {

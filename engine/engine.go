@@ -258,17 +258,24 @@ func (e *Engine) Ready(ctx context.Context) error {
 }
 
 // retentionLoop prunes history older than each channel's retention, hourly, in small
-// batches so ingest never waits on it.
+// batches so ingest never waits on it, and refreshes the queue depth gauges.
 func (e *Engine) retentionLoop(ctx context.Context) {
 	defer close(e.retentionDone)
-	t := time.NewTicker(time.Hour)
-	defer t.Stop()
+	prune := time.NewTicker(time.Hour)
+	defer prune.Stop()
+	// Queue depths are read from JetStream on a timer so /metrics shows them without a
+	// scrape having to wait on NATS.
+	gauges := time.NewTicker(10 * time.Second)
+	defer gauges.Stop()
+	e.pruneOnce(ctx)
 	for {
-		e.pruneOnce(ctx)
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
+		case <-prune.C:
+			e.pruneOnce(ctx)
+		case <-gauges.C:
+			e.Channels()
 		}
 	}
 }

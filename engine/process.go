@@ -91,21 +91,45 @@ func (p *processor) handle(ctx context.Context, m jetstream.Msg) {
 	}
 	redelivered := meta != nil && meta.NumDelivered > 1
 	outs := make([]outcome, len(entries))
-	recs := make([]store.Message, len(entries))
 	for i, e := range entries {
 		outs[i] = ch.process(e)
-		recs[i] = outs[i].rec
 	}
-	st := ch.e.opts.Store
-	if !retry(ctx, ch, "store messages", func() error { return st.PutMessages(ctx, recs) }) {
+	if !ch.commitOutcomes(ctx, outs, seqOf(meta), redelivered) {
+		// Stopping: hand the record back at once rather than after its ack wait, so the
+		// next processor (a reload, a restart) takes it up without delay.
+		_ = m.Nak()
 		return
+	}
+	if err := m.Ack(); err != nil {
+		ch.log.Warn("ack inbound record", "err", err) // it comes back and is found already done
+	}
+}
+
+// commitOutcomes writes what processing decided: messages, stages, delivery rows, then one
+// record per destination. It reports false when ctx ended first; an operation already
+// started is allowed to finish, so a stop never cuts a write in half.
+func (ch *channel) commitOutcomes(ctx context.Context, outs []outcome, seq uint64, redelivered bool) bool {
+	st := ch.e.opts.Store
+	recs := make([]store.Message, len(outs))
+	for i, o := range outs {
+		recs[i] = o.rec
+	}
+	op := func(f func(context.Context) error) func() error {
+		return func() error {
+			octx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+			defer cancel()
+			return f(octx)
+		}
+	}
+	if !retry(ctx, ch, "store messages", op(func(c context.Context) error { return st.PutMessages(c, recs) })) {
+		return false
 	}
 	var deliveries []store.Delivery
 	perDest := map[*destination][]broker.Entry{}
 	for _, o := range outs {
 		if len(o.stages) > 0 {
-			if !retry(ctx, ch, "store stages", func() error { return st.AddStages(ctx, o.rec.ID, o.stages) }) {
-				return
+			if !retry(ctx, ch, "store stages", op(func(c context.Context) error { return st.AddStages(c, o.rec.ID, o.stages) })) {
+				return false
 			}
 		}
 		for d, e := range o.entries {
@@ -124,22 +148,20 @@ func (p *processor) handle(ctx context.Context, m jetstream.Msg) {
 			perDest[d] = append(perDest[d], e)
 		}
 	}
-	if len(deliveries) > 0 && !retry(ctx, ch, "store deliveries", func() error { return st.PutDeliveries(ctx, deliveries) }) {
-		return
+	if len(deliveries) > 0 && !retry(ctx, ch, "store deliveries", op(func(c context.Context) error { return st.PutDeliveries(c, deliveries) })) {
+		return false
 	}
 	for _, d := range ch.dests {
 		es := perDest[d]
 		if len(es) == 0 {
 			continue
 		}
-		id := fmt.Sprintf("%s:%d:%s", ch.name, seqOf(meta), d.name)
-		if !retry(ctx, ch, "queue for "+d.name, func() error { return d.publish(ctx, id, es) }) {
-			return
+		id := fmt.Sprintf("%s:%d:%s", ch.name, seq, d.name)
+		if !retry(ctx, ch, "queue for "+d.name, op(func(c context.Context) error { return d.publish(c, id, es) })) {
+			return false
 		}
 	}
-	if err := m.Ack(); err != nil {
-		ch.log.Warn("ack inbound record", "err", err) // it comes back and is found already done
-	}
+	return true
 }
 
 func seqOf(meta *jetstream.MsgMetadata) uint64 {

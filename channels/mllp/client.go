@@ -45,19 +45,29 @@ type ClientConfig struct {
 	Logger         *slog.Logger  // late and unsolicited frames are reported here; nil: silent
 }
 
+// probeWait is how long Alive reads when bytes arrived unasked, to tell TLS housekeeping
+// (a TLS 1.3 server sends session tickets after the handshake) from a close or a frame.
+const probeWait = 5 * time.Millisecond
+
+// aLongTimeAgo is a deadline in the past, set to interrupt a blocked read or write.
+var aLongTimeAgo = time.Unix(1, 0)
+
 // Client is one MLLP connection to a peer, sending one message at a time. Send may be called
 // from several goroutines; they take turns.
-//
-// A background goroutine reads every frame the peer sends, so a connection the peer closed
-// while idle is noticed before the next Send rather than by losing a message into it.
 //
 // After a timeout or an I/O error the client closes its connection and every later Send
 // returns ErrClosed. That is deliberate: the peer may still be working on the message and
 // answer late, and a late ACK on a connection that carries the next message could be taken
 // for that message's. A fresh connection carries no old ACK, and a resend after a timeout
 // never queues behind the original on a slow receiver's socket.
+//
+// A connection the peer closed while idle is not noticed until something reads it; call
+// Alive before sending on a connection that has been idle, and dial again when it reports
+// false, so a message is not lost into a dead connection.
 type Client struct {
-	conn net.Conn
+	conn net.Conn // what Send reads and writes: TLS or TCP
+	raw  net.Conn // the TCP connection, for the liveness probe
+	rd   *Reader
 	addr string
 	ack  time.Duration
 	log  *slog.Logger
@@ -65,11 +75,6 @@ type Client struct {
 	mu     sync.Mutex // one message in flight
 	closed bool
 	wbuf   []byte
-
-	frames  chan []byte   // frames from the peer, in order
-	quit    chan struct{} // closed by Close, so the read loop never blocks on frames forever
-	done    chan struct{} // closed when the read loop ends
-	readErr error         // why it ended; written before done is closed
 }
 
 // Dial connects to the peer (and completes the TLS handshake) within ConnectTimeout or ctx,
@@ -96,37 +101,18 @@ func Dial(ctx context.Context, cfg ClientConfig) (*Client, error) {
 	if err != nil {
 		return nil, fmt.Errorf("mllp: dial %s: %w", cfg.Address, err)
 	}
-	if tc, ok := nc.(*net.TCPConn); ok {
-		tc.SetNoDelay(true) // the default, stated: each frame is one write and must go at once
+	raw := nc
+	if tc, ok := nc.(*tls.Conn); ok {
+		raw = tc.NetConn()
 	}
-	c := &Client{
-		conn:   nc,
-		addr:   cfg.Address,
-		ack:    cfg.AckTimeout,
-		log:    log.With("peer", cfg.Address),
-		frames: make(chan []byte, 4),
-		done:   make(chan struct{}),
-		quit:   make(chan struct{}),
-	}
-	go c.readLoop()
-	return c, nil
-}
-
-func (c *Client) readLoop() {
-	defer close(c.done)
-	rd := NewReader(c.conn, maxAckSize)
-	for {
-		f, err := rd.ReadFrame()
-		if err != nil {
-			c.readErr = err
-			return
-		}
-		select {
-		case c.frames <- f:
-		case <-c.quit:
-			return
-		}
-	}
+	return &Client{
+		conn: nc,
+		raw:  raw,
+		rd:   NewReader(nc, maxAckSize),
+		addr: cfg.Address,
+		ack:  cfg.AckTimeout,
+		log:  log.With("peer", cfg.Address),
+	}, nil
 }
 
 // Addr is the peer's address as given to Dial.
@@ -136,21 +122,13 @@ func (c *Client) Addr() string { return c.addr }
 // ACKs for other control ids (late ACKs for earlier messages) are logged and discarded; they
 // are never taken for this message's. It returns the parsed ACK and its raw bytes whatever
 // the code: the caller decides what AE or AR mean. An error means the message may or may not
-// have arrived and the client is closed, except for ErrInvalidMessage, sent nothing.
+// have arrived and the client is closed, except for ErrInvalidMessage: nothing was sent.
 func (c *Client) Send(ctx context.Context, msg []byte) (hl7v2.Ack, []byte, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.closed {
 		return hl7v2.Ack{}, nil, ErrClosed
 	}
-	select {
-	case <-c.done:
-		c.closeLocked()
-		return hl7v2.Ack{}, nil, fmt.Errorf("mllp: %s: connection lost: %w", c.addr, c.lostErr())
-	default:
-	}
-	c.drain()
-
 	id, err := controlID(msg)
 	if err != nil {
 		return hl7v2.Ack{}, nil, err
@@ -158,82 +136,99 @@ func (c *Client) Send(ctx context.Context, msg []byte) (hl7v2.Ack, []byte, error
 	if c.wbuf, err = AppendFrame(c.wbuf[:0], msg); err != nil {
 		return hl7v2.Ack{}, nil, fmt.Errorf("%w: %w", ErrInvalidMessage, err)
 	}
+	if err := ctx.Err(); err != nil {
+		return hl7v2.Ack{}, nil, fmt.Errorf("mllp: %s: %w", c.addr, err)
+	}
+
+	// One deadline covers the write and the wait for the ACK; cancelling ctx moves it to
+	// the past, which wakes the blocked call.
 	deadline := time.Now().Add(c.ack)
+	byCtx := false
 	if d, ok := ctx.Deadline(); ok && d.Before(deadline) {
-		deadline = d
+		deadline, byCtx = d, true
 	}
-	c.conn.SetWriteDeadline(deadline)
+	c.conn.SetDeadline(deadline)
+	if ctx.Done() != nil {
+		stop := context.AfterFunc(ctx, func() { c.conn.SetDeadline(aLongTimeAgo) })
+		defer stop()
+	}
+	fail := func(what string, err error) (hl7v2.Ack, []byte, error) {
+		c.closeLocked()
+		var ne net.Error
+		switch {
+		case ctx.Err() != nil:
+			err = ctx.Err()
+		case errors.As(err, &ne) && ne.Timeout():
+			if byCtx {
+				err = context.DeadlineExceeded
+			} else {
+				return hl7v2.Ack{}, nil, fmt.Errorf("mllp: %s: no ACK to %s within %s: %w", c.addr, id, c.ack, ErrAckTimeout)
+			}
+		case errors.Is(err, io.EOF):
+			err = io.ErrUnexpectedEOF
+		}
+		return hl7v2.Ack{}, nil, fmt.Errorf("mllp: %s: %s %s: %w", c.addr, what, id, err)
+	}
+
 	if _, err := c.conn.Write(c.wbuf); err != nil {
-		c.closeLocked()
-		return hl7v2.Ack{}, nil, fmt.Errorf("mllp: %s: write: %w", c.addr, err)
+		return fail("write", err)
 	}
-
-	timer := time.NewTimer(c.ack)
-	defer timer.Stop()
 	for {
-		select {
-		case f := <-c.frames:
-			if ack, ok, err := c.match(f, id); ok || err != nil {
-				return ack, f, err
-			}
-		case <-c.done:
-			// The peer may have answered and then closed: frames read before the close
-			// are still queued, and select picks among ready cases at random.
-			// The read loop has ended, so nothing is added to frames any more.
-			for len(c.frames) > 0 {
-				f := <-c.frames
-				if ack, ok, err := c.match(f, id); ok || err != nil {
-					return ack, f, err
-				}
-			}
+		f, err := c.rd.ReadFrame()
+		if err != nil {
+			return fail("waiting for ACK to", err)
+		}
+		ack, err := readAck(f)
+		if err != nil {
 			c.closeLocked()
-			return hl7v2.Ack{}, nil, fmt.Errorf("mllp: %s: connection lost waiting for ACK to %s: %w", c.addr, id, c.lostErr())
-		case <-timer.C:
+			return hl7v2.Ack{}, f, fmt.Errorf("mllp: %s: reply to %s: %w", c.addr, id, err)
+		}
+		if ack.ControlID != id {
+			c.log.Warn("discarding ACK for another message (late or misdirected)",
+				"msa_2", ack.ControlID, "waiting_for", id, "code", string(ack.Code))
+			continue
+		}
+		c.conn.SetDeadline(time.Time{})
+		return ack, f, nil
+	}
+}
+
+// Alive reports whether the connection is still usable: not closed, not closed by the peer,
+// and with nothing waiting that the peer sent unasked. It costs one non-blocking system call
+// when all is quiet. A connection found dead is closed.
+func (c *Client) Alive() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return false
+	}
+	if c.rd.buffered() == 0 {
+		switch peek(c.raw) {
+		case peekQuiet, peekUnknown:
+			return true
+		case peekClosed:
 			c.closeLocked()
-			return hl7v2.Ack{}, nil, fmt.Errorf("mllp: %s: no ACK to %s within %s: %w", c.addr, id, c.ack, ErrAckTimeout)
-		case <-ctx.Done():
-			c.closeLocked()
-			return hl7v2.Ack{}, nil, fmt.Errorf("mllp: %s: waiting for ACK to %s: %w", c.addr, id, ctx.Err())
+			return false
 		}
 	}
-}
-
-// match reports whether frame f is the ACK to control id. A frame that is no ACK at all is
-// an error and closes the connection; an ACK to another message is logged and skipped.
-func (c *Client) match(f []byte, id string) (hl7v2.Ack, bool, error) {
-	ack, err := readAck(f)
-	if err != nil {
-		c.closeLocked()
-		return hl7v2.Ack{}, false, fmt.Errorf("mllp: %s: reply to %s: %w", c.addr, id, err)
-	}
-	if ack.ControlID != id {
-		c.log.Warn("discarding ACK for another message (late or misdirected)",
-			"msa_2", ack.ControlID, "waiting_for", id, "code", string(ack.Code))
-		return hl7v2.Ack{}, false, nil
-	}
-	return ack, true, nil
-}
-
-// drain discards frames that arrived while no message was in flight: ACKs to messages
-// whose Send already gave up cannot arrive here (the connection was closed), so these are
-// frames the peer sent on its own.
-func (c *Client) drain() {
+	// Bytes arrived that no Send asked for. Read them briefly: TLS records such as session
+	// tickets are consumed by the TLS layer and leave the connection quiet; frames are
+	// logged and dropped; a close or an error ends the connection.
+	c.conn.SetReadDeadline(time.Now().Add(probeWait))
 	for {
-		select {
-		case f := <-c.frames:
+		f, err := c.rd.ReadFrame()
+		if err == nil {
 			c.log.Warn("discarding unsolicited frame from peer", "bytes", len(f))
-		default:
-			return
+			continue
 		}
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			c.conn.SetReadDeadline(time.Time{})
+			return true
+		}
+		c.closeLocked()
+		return false
 	}
-}
-
-// lostErr is why the read loop ended; only valid after done is closed.
-func (c *Client) lostErr() error {
-	if c.readErr == nil || errors.Is(c.readErr, io.EOF) {
-		return io.ErrUnexpectedEOF
-	}
-	return c.readErr
 }
 
 // Close closes the connection. It waits for a Send in progress.
@@ -248,21 +243,7 @@ func (c *Client) Close() error {
 
 func (c *Client) closeLocked() error {
 	c.closed = true
-	close(c.quit)
 	return c.conn.Close()
-}
-
-// alive reports whether the client is open and its peer has not closed the connection.
-func (c *Client) alive() bool {
-	if c.isClosed() {
-		return false
-	}
-	select {
-	case <-c.done:
-		return false
-	default:
-		return true
-	}
 }
 
 // isClosed reports whether the client closed itself after a failure.

@@ -134,7 +134,7 @@ func (d *Destination) Send(ctx context.Context, m *engine.Message) (engine.Reply
 	}
 	defer func() { d.slots <- s }()
 
-	if s.client != nil && !s.client.alive() {
+	if s.client != nil && !s.client.Alive() {
 		// The peer closed the connection while it was idle (many receivers drop idle
 		// connections after a few minutes): reconnect now rather than fail this message.
 		s.client.Close()

@@ -9,7 +9,7 @@ func LiveConnections(d *Destination) int {
 	for range d.cfg.Connections {
 		s := <-d.slots
 		held = append(held, s)
-		if s.client != nil && s.client.alive() {
+		if s.client != nil && s.client.Alive() {
 			n++
 		}
 	}

@@ -68,6 +68,9 @@ func NewReader(r io.Reader, maxSize int) *Reader {
 // returned: bytes outside any frame and abandoned partial frames.
 func (r *Reader) Skipped() int { return r.skipped }
 
+// buffered is how many bytes were read from the stream and not yet returned.
+func (r *Reader) buffered() int { return r.br.Buffered() }
+
 // ReadFrame returns the payload of the next frame, without its envelope, in a newly
 // allocated slice the caller may keep. It returns io.EOF when the stream ends between frames
 // and io.ErrUnexpectedEOF when it ends inside one. An empty frame (<SB><EB><CR>) is returned

@@ -3,9 +3,13 @@ package mllp_test
 import (
 	"context"
 	"crypto/tls"
+	"crypto/x509"
+	"encoding/pem"
 	"errors"
 	"fmt"
 	"net"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -392,4 +396,57 @@ func TestSourceListenErrors(t *testing.T) {
 	if err := missing.Listen(); err == nil || !strings.Contains(err.Error(), "certificate") {
 		t.Errorf("Listen with missing certificate files = %v, want a certificate error", err)
 	}
+}
+
+func TestSourceTLSReloadsRenewedCertificate(t *testing.T) {
+	old, renewed := newCerts(t, "c1"), newCerts(t, "c2")
+	certFile, keyFile := filepath.Join(t.TempDir(), "server.crt"), filepath.Join(t.TempDir(), "server.key")
+	install := func(pki *certs, mod time.Time) {
+		for src, dst := range map[string]string{pki.serverCert: certFile, pki.serverKey: keyFile} {
+			b, err := os.ReadFile(src)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := os.WriteFile(dst, b, 0o600); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Chtimes(dst, mod, mod); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	install(old, time.Now().Add(-time.Hour))
+	addr, _ := runSource(t, mllp.SourceConfig{TLS: &mllp.ServerTLS{CertFile: certFile, KeyFile: keyFile}}, &acceptAll{})
+
+	roots := x509.NewCertPool()
+	roots.AppendCertsFromPEM(mustRead(t, old.caFile))
+	roots.AppendCertsFromPEM(mustRead(t, renewed.caFile))
+	servedBy := func() string {
+		c, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: roots})
+		if err != nil {
+			t.Fatalf("tls dial: %v", err)
+		}
+		defer c.Close()
+		return string(c.ConnectionState().PeerCertificates[0].Raw)
+	}
+	leaf := func(pki *certs) string {
+		b, _ := pem.Decode(mustRead(t, pki.serverCert))
+		return string(b.Bytes)
+	}
+	if servedBy() != leaf(old) {
+		t.Fatal("source does not serve the installed certificate")
+	}
+	install(renewed, time.Now())
+	if servedBy() != leaf(renewed) {
+		t.Error("source still serves the old certificate after the files were renewed")
+	}
+}
+
+func mustRead(t *testing.T, file string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"os"
 	"sync"
-	"time"
 )
 
 // ServerTLS configures TLS for a Source from PEM files.
@@ -136,7 +135,7 @@ type keyPair struct {
 
 // fileStamp is what tells a changed file from the one loaded.
 type fileStamp struct {
-	mod  time.Time
+	mod  int64 // modification time, Unix nanoseconds
 	size int64
 }
 
@@ -145,7 +144,7 @@ func stamp(file string) (fileStamp, error) {
 	if err != nil {
 		return fileStamp{}, err
 	}
-	return fileStamp{st.ModTime(), st.Size()}, nil
+	return fileStamp{st.ModTime().UnixNano(), st.Size()}, nil
 }
 
 func loadKeyPair(certFile, keyFile string) (*keyPair, error) {

@@ -92,23 +92,28 @@ func TestConfigCommands(t *testing.T) {
 	}
 }
 
-// Every example a connector or step documents must pass its own spec: the docs show them.
-func TestComponentExamplesPass(t *testing.T) {
+// Every declaration this binary ships must be sound (defaults of the right type, unique
+// names) and every example it documents must pass its own spec: the docs show them.
+func TestComponentDeclarations(t *testing.T) {
 	comps := engine.Global.Components()
 	for _, c := range rules.Steps() {
 		c.Kind = spec.KindTransform
 		comps = append(comps, c)
 	}
 	for _, c := range comps {
-		for _, ex := range c.Examples {
-			t.Run(c.ID()+"/"+ex.Title, func(t *testing.T) {
-				_, lints := spec.ParseYAML(ex.YAML, c.Fields)
-				for _, l := range lints {
-					t.Errorf("%s", l)
-				}
-			})
-		}
+		t.Run(c.ID(), func(t *testing.T) {
+			if err := spec.Check(c); err != nil {
+				t.Error(err)
+			}
+		})
 	}
+	t.Run("config", func(t *testing.T) {
+		for _, c := range config.Sections(engine.Global) {
+			if err := spec.Check(c); err != nil {
+				t.Error(err)
+			}
+		}
+	})
 }
 
 // The YAML block the reference shows for a component must load as it is, apart from checks

@@ -70,13 +70,14 @@ type Config struct {
 
 // Broker is a connection to NATS with JetStream, and, when embedded, the server itself.
 type Broker struct {
-	cfg    Config
-	log    *slog.Logger
-	srv    *server.Server // nil when external
-	nc     *nats.Conn
-	js     jetstream.JetStream
-	url    string // ClientURL
-	closed chan struct{}
+	cfg       Config
+	log       *slog.Logger
+	serverLog *slog.Logger   // for the embedded server's own lines
+	srv       *server.Server // nil when external
+	nc        *nats.Conn
+	js        jetstream.JetStream
+	url       string // ClientURL
+	closed    chan struct{}
 
 	closeOnce sync.Once
 	closeErr  error
@@ -104,7 +105,12 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Broker, error) {
 	if cfg.Sync == "" {
 		cfg.Sync = SyncAlways
 	}
-	b := &Broker{cfg: cfg, log: log.With("component", "broker"), closed: make(chan struct{})}
+	b := &Broker{
+		cfg:       cfg,
+		log:       log.With("component", "broker"),
+		serverLog: log.With("component", "nats-server"),
+		closed:    make(chan struct{}),
+	}
 	var err error
 	if cfg.URL == "" {
 		err = b.startEmbedded()
@@ -159,13 +165,15 @@ func (b *Broker) startEmbedded() error {
 	if err != nil {
 		return fmt.Errorf("broker: embedded server: %w", err)
 	}
-	srv.SetLoggerV2(&serverLog{log: b.log.With("nats", "server")}, false, false, false)
+	sl := &serverLog{log: b.serverLog}
+	srv.SetLoggerV2(sl, false, false, false)
 	b.srv = srv
 	srv.Start()
 	if !srv.ReadyForConnections(readyTimeout) {
 		return fmt.Errorf("broker: embedded server not ready for connections after %s (store dir %s): %w",
 			readyTimeout, cfg.StoreDir, errNotReady)
 	}
+	sl.started.Store(true)
 	if !srv.JetStreamEnabled() {
 		return fmt.Errorf("broker: embedded server in %s: %w", cfg.StoreDir, ErrNoJetStream)
 	}
@@ -173,10 +181,10 @@ func (b *Broker) startEmbedded() error {
 		b.url = listenerURL(srv.Addr())
 	}
 	if cfg.Sync == SyncFast {
-		b.log.Warn("broker: sync fast: JetStream fsyncs only every two minutes; acknowledged messages can be lost on power failure or OS crash",
+		b.log.Warn("sync fast: JetStream fsyncs only every two minutes; acknowledged messages can be lost on power failure or OS crash",
 			"sync", cfg.Sync, "store_dir", cfg.StoreDir)
 	}
-	b.log.Info("broker: embedded NATS server started", "store_dir", cfg.StoreDir, "sync", cfg.Sync,
+	b.log.Info("embedded NATS server started", "store_dir", cfg.StoreDir, "sync", cfg.Sync,
 		"listen", b.url, "version", server.VERSION)
 	nc, err := nats.Connect("", append(b.connOptions(), nats.InProcessServer(srv))...)
 	if err != nil {
@@ -200,7 +208,7 @@ func (b *Broker) connectExternal() error {
 	}
 	b.nc = nc
 	b.url = b.cfg.URL
-	b.log.Info("broker: connected to NATS", "url", redactURL(nc.ConnectedUrlRedacted()),
+	b.log.Info("connected to NATS", "url", redactURL(nc.ConnectedUrlRedacted()),
 		"server_version", nc.ConnectedServerVersion(), "replicas", b.cfg.Replicas)
 	return nil
 }
@@ -215,11 +223,11 @@ func (b *Broker) connOptions() []nats.Option {
 		nats.ReconnectBufSize(-1),
 		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
 			if err != nil {
-				b.log.Warn("broker: disconnected from NATS", "err", err)
+				b.log.Warn("disconnected from NATS", "err", err)
 			}
 		}),
 		nats.ReconnectHandler(func(nc *nats.Conn) {
-			b.log.Info("broker: reconnected to NATS", "url", nc.ConnectedUrlRedacted())
+			b.log.Info("reconnected to NATS", "url", nc.ConnectedUrlRedacted())
 		}),
 		nats.ClosedHandler(func(*nats.Conn) { close(b.closed) }),
 	}
@@ -304,8 +312,13 @@ func (b *Broker) shutdown() error {
 }
 
 // EnsureStream creates the stream, or updates it to cfg when it exists. It sets file storage
-// and, when cfg.Replicas is 0, the broker's replica count.
+// and, when cfg.Replicas is 0, the broker's replica count. It refuses the asynchronous persist
+// mode unless the broker runs in fast mode, since that mode acknowledges before the fsync.
 func (b *Broker) EnsureStream(ctx context.Context, cfg jetstream.StreamConfig) (jetstream.Stream, error) {
+	if cfg.PersistMode == jetstream.AsyncPersistMode && b.cfg.Sync != SyncFast {
+		return nil, fmt.Errorf("broker: ensure stream %s: persist mode async acknowledges before data is on disk; use sync %q to allow it",
+			cfg.Name, SyncFast)
+	}
 	if cfg.Replicas == 0 {
 		cfg.Replicas = b.cfg.Replicas
 	}

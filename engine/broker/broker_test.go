@@ -255,10 +255,40 @@ func TestEnsureStream(t *testing.T) {
 		if _, err := s.EnsureStream(ctx, cfg); err != nil {
 			t.Errorf("ensure unchanged: %v", err)
 		}
+		// Asynchronous persistence would break the durability promise.
+		async := cfg
+		async.PersistMode = jetstream.AsyncPersistMode
+		if _, err := s.EnsureStream(ctx, async); err == nil || !strings.Contains(err.Error(), "persist mode") {
+			t.Errorf("persist mode async: error %v, want a refusal", err)
+		}
 		// Retention cannot change on a live stream: the error names the stream.
 		cfg.Retention = jetstream.WorkQueuePolicy
 		if _, err := s.EnsureStream(ctx, cfg); err == nil || !strings.Contains(err.Error(), name) {
 			t.Errorf("changing retention: error %v, want one naming %s", err, name)
 		}
 	})
+}
+
+// TestSyncAlwaysMatchesConfigFile: the embedded server's settings are what nats-server makes
+// of `sync_interval: always` in a configuration file, the setting operators are told to use.
+func TestSyncAlwaysMatchesConfigFile(t *testing.T) {
+	dir := t.TempDir()
+	conf := filepath.Join(dir, "nats.conf")
+	if err := os.WriteFile(conf, []byte("jetstream {\n  store_dir: \""+filepath.ToSlash(dir)+"\"\n  sync_interval: always\n}\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	want, err := server.ProcessConfigFile(conf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := broker.Start(testContext(t), broker.Config{StoreDir: dir}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	got := broker.ServerOf(b).JetStreamConfig()
+	if !want.SyncAlways || got.SyncAlways != want.SyncAlways || got.SyncInterval != want.SyncInterval {
+		t.Errorf("embedded SyncAlways=%v SyncInterval=%v, config file gives SyncAlways=%v SyncInterval=%v",
+			got.SyncAlways, got.SyncInterval, want.SyncAlways, want.SyncInterval)
+	}
 }

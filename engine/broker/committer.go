@@ -71,6 +71,33 @@ type Committer struct {
 	done     chan struct{} // closed when every record is resolved after Close
 
 	seq uint64 // records published; owned by the loop goroutine
+
+	records, entries, failedRecords, failedEntries atomic.Uint64
+}
+
+// CommitterStats are a Committer's counters since it was created, for metrics.
+type CommitterStats struct {
+	Records       uint64 // records acknowledged
+	Entries       uint64 // entries in them
+	FailedRecords uint64 // records that failed (publish error, error reply, timeout)
+	FailedEntries uint64 // entries in them
+	Queued        int    // entries waiting for a record now
+	InFlight      int    // records published and awaiting their acknowledgement now
+}
+
+// Stats returns the committer's counters. Entries/Records is the mean group size.
+func (c *Committer) Stats() CommitterStats {
+	c.mu.Lock()
+	queued, inFlight := len(c.queue), c.inFlight
+	c.mu.Unlock()
+	return CommitterStats{
+		Records:       c.records.Load(),
+		Entries:       c.entries.Load(),
+		FailedRecords: c.failedRecords.Load(),
+		FailedEntries: c.failedEntries.Load(),
+		Queued:        queued,
+		InFlight:      inFlight,
+	}
 }
 
 // waiter states.
@@ -172,6 +199,11 @@ func (c *Committer) Commit(ctx context.Context, e Entry) error {
 	case err := <-w.done:
 		return err
 	case <-ctx.Done():
+		select {
+		case err := <-w.done: // the answer came at the same time: it wins
+			return err
+		default:
+		}
 		if w.state.CompareAndSwap(queued, abandoned) {
 			return fmt.Errorf("broker: commit %s: entry %q not written: %w", c.subject, e.ID, ctx.Err())
 		}
@@ -307,10 +339,15 @@ func (c *Committer) ack() {
 		if err == nil {
 			err = c.await(r)
 		}
-		if err != nil {
+		if err == nil {
+			c.records.Add(1)
+			c.entries.Add(uint64(len(r.waiters)))
+		} else {
+			c.failedRecords.Add(1)
+			c.failedEntries.Add(uint64(len(r.waiters)))
 			err = fmt.Errorf("broker: commit %s: record %s of %d entries not acknowledged: %w",
 				c.subject, r.id, len(r.waiters), err)
-			c.log.Warn("broker: record not acknowledged", "record", r.id, "entries", len(r.waiters), "err", err)
+			c.log.Warn("record not acknowledged", "record", r.id, "entries", len(r.waiters), "err", err)
 		}
 		for _, w := range r.waiters {
 			w.done <- err

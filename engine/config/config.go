@@ -226,7 +226,8 @@ type File struct {
 
 // LoadFiles is Load for contents already read (a test, a configuration posted to the API).
 func LoadFiles(files []File, reg Lookup) (*Config, []spec.Lint) {
-	l := &loader{reg: reg, root: FileSpec(reg)}
+	ec := newExprCache()
+	l := &loader{reg: reg, root: fileSpec(reg, ec), exprs: ec}
 	for _, f := range files {
 		l.file(f)
 	}
@@ -254,8 +255,13 @@ func list(path string) ([]string, *spec.Lint) {
 	var files []string
 	for _, e := range ents {
 		ext := strings.ToLower(filepath.Ext(e.Name()))
-		if e.Type().IsRegular() && (ext == ".yaml" || ext == ".yml") && !strings.HasPrefix(e.Name(), ".") {
-			files = append(files, filepath.Join(path, e.Name()))
+		if (ext != ".yaml" && ext != ".yml") || strings.HasPrefix(e.Name(), ".") {
+			continue
+		}
+		p := filepath.Join(path, e.Name())
+		// Stat follows symlinks: a Kubernetes ConfigMap mounts each file as one.
+		if st, err := os.Stat(p); err == nil && st.Mode().IsRegular() {
+			files = append(files, p)
 		}
 	}
 	if len(files) == 0 {
@@ -268,13 +274,14 @@ func list(path string) ([]string, *spec.Lint) {
 func ptr[T any](v T) *T { return &v }
 
 func fileLint(file, format string, args ...any) spec.Lint {
-	return spec.Lint{File: file, Level: spec.LevelError, Type: spec.LintYAML, Msg: fmt.Sprintf(format, args...)}
+	return spec.Lint{File: file, Level: spec.LevelError, Type: spec.LintFile, Msg: fmt.Sprintf(format, args...)}
 }
 
 // loader accumulates the files of one configuration.
 type loader struct {
 	reg   Lookup
 	root  []spec.Field
+	exprs *exprCache
 	lints []spec.Lint
 	cfg   Config
 
@@ -382,10 +389,10 @@ func (l *loader) channel(f File, cp *spec.Parsed, item *yaml.Node, parseLints []
 	ch.Source = Component{Name: name, Conf: conf, Pos: src.ChoicePos()}
 
 	if ch.Filter != "" {
-		ch.Match, _ = rules.CompileFilter(ch.Filter) // errors were linted at parse
+		ch.Match, _ = l.exprs.filter(ch.Filter) // compiled, and any error linted, by the parse
 	}
 	if ch.OrderedBy != "" {
-		ch.OrderKey, _ = rules.CompileKey(ch.OrderedBy)
+		ch.OrderKey, _ = l.exprs.key(ch.OrderedBy)
 	}
 	if ch.Ordered && cp.Has(fieldOrderedBy) {
 		l.errorAt(cp, fieldOrderedBy, spec.LintLint,
@@ -430,7 +437,7 @@ func (l *loader) channel(f File, cp *spec.Parsed, item *yaml.Node, parseLints []
 			Conf:      dp,
 		}
 		if d.Filter != "" {
-			d.Match, _ = rules.CompileFilter(d.Filter)
+			d.Match, _ = l.exprs.filter(d.Filter)
 		}
 		if d.Name != "" {
 			if first, dup := destNames[d.Name]; dup {

@@ -169,12 +169,18 @@ func TestLoadFolder(t *testing.T) {
 		"20-adt.yml":     goodChannel,
 		"30-orders.yaml": "channels:\n  - name: orders\n    retention: 1h\n    source: {http: {path: /orders}}\n    destinations: [{name: ris, mllp: {address: x}}]\n" +
 			"---\nchannels:\n  - name: second-doc\n    source: {http: {path: /x}}\n    destinations: [{name: d, file: {dir: /d}}]\n",
-		"notes.txt":        "not a config",
-		".hidden.yaml":     "broken: [",
-		"sub/ignored.yaml": "broken: [",
+		"notes.txt":           "not a config",
+		".hidden.yaml":        "broken: [",
+		"sub/ignored.yaml":    "broken: [",
+		"real/40-linked.yaml": "channels:\n  - name: linked\n    source: {http: {path: /l}}\n    destinations: [{name: d, file: {dir: /d}}]\n",
 	})
+	// A ConfigMap volume mounts every file as a symlink.
+	if err := os.Symlink(filepath.Join(dir, "real", "40-linked.yaml"), filepath.Join(dir, "40-linked.yaml")); err != nil {
+		t.Fatal(err)
+	}
 	c := mustLoad(t, dir)
-	wantFiles := []string{filepath.Join(dir, "10-server.yaml"), filepath.Join(dir, "20-adt.yml"), filepath.Join(dir, "30-orders.yaml")}
+	wantFiles := []string{filepath.Join(dir, "10-server.yaml"), filepath.Join(dir, "20-adt.yml"), filepath.Join(dir, "30-orders.yaml"),
+		filepath.Join(dir, "40-linked.yaml")}
 	if !slices.Equal(c.Files, wantFiles) {
 		t.Errorf("Files = %v, want %v", c.Files, wantFiles)
 	}
@@ -182,7 +188,8 @@ func TestLoadFolder(t *testing.T) {
 	for _, ch := range c.Channels {
 		got = append(got, ch.Name+"@"+filepath.Base(ch.File)+"/"+ch.Retention.String())
 	}
-	want := []string{"adt-in@20-adt.yml/48h0m0s", "orders@30-orders.yaml/1h0m0s", "second-doc@30-orders.yaml/48h0m0s"}
+	want := []string{"adt-in@20-adt.yml/48h0m0s", "orders@30-orders.yaml/1h0m0s", "second-doc@30-orders.yaml/48h0m0s",
+		"linked@40-linked.yaml/48h0m0s"}
 	if !slices.Equal(got, want) {
 		t.Errorf("channels = %v, want %v", got, want)
 	}

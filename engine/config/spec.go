@@ -161,7 +161,9 @@ func RetrySpec() []spec.Field {
 }
 
 // DestinationSpec declares the fields every destination has besides its connector key.
-func DestinationSpec() []spec.Field {
+func DestinationSpec() []spec.Field { return destinationSpec(nil) }
+
+func destinationSpec(ec *exprCache) []spec.Field {
 	return []spec.Field{
 		spec.NewString(fieldName, "Name of the destination, unique within the channel; it names the destination's "+
 			"queue and appears in the message history.").
@@ -171,13 +173,15 @@ func DestinationSpec() []spec.Field {
 			"HTTP 4xx): `retry` like a transport failure, or `dead_letter` at once for the analyst.").
 			WithEnum(OnRejectRetry, OnRejectDeadLetter).WithDefault(OnRejectRetry),
 		spec.NewExpr(fieldFilter, "Deliver to this destination only when the expression is true.").
-			AsOptional().WithLint(lintFilter).WithExamples(`msg.Get("MSH-5") == "RIS"`),
+			AsOptional().WithLint(ec.lintFilter).WithExamples(`msg.Get("MSH-5") == "RIS"`),
 	}
 }
 
 // ChannelSpec declares one item of `channels`, with the sources, destinations and
 // transform steps reg and the rules package know.
-func ChannelSpec(reg Lookup) []spec.Field {
+func ChannelSpec(reg Lookup) []spec.Field { return channelSpec(reg, nil) }
+
+func channelSpec(reg Lookup, ec *exprCache) []spec.Field {
 	var sources, dests []spec.Component
 	for _, n := range reg.SourceNames() {
 		if c, ok := reg.SourceSpec(n); ok {
@@ -205,14 +209,14 @@ func ChannelSpec(reg Lookup) []spec.Field {
 			WithChoices(spec.KindSource, sources...).WithExamples(map[string]any{"mllp": map[string]any{"address": "0.0.0.0:2575"}}),
 		spec.NewExpr(fieldFilter, "Process only messages for which this expression is true; the others are "+
 			"acknowledged, recorded as filtered, and go no further.").
-			AsOptional().WithLint(lintFilter).WithExamples(`msg.Type == "ADT"`, `msg.Event in ["A01", "A04", "A08"]`),
+			AsOptional().WithLint(ec.lintFilter).WithExamples(`msg.Type == "ADT"`, `msg.Event in ["A01", "A04", "A08"]`),
 		spec.NewObjects(fieldTransform, "Steps applied in order to every message that passes the filter. Each item "+
 			"has exactly one key naming the step.").
 			AsOptional().WithChoices(spec.KindTransform, steps...).
 			WithExamples([]any{map[string]any{"set": map[string]any{"path": "PV1-3.1", "value": "ED"}}}),
 		spec.NewObjects(fieldDestinations, "Where messages go. Each item has the fields below and exactly one key "+
 			"naming a destination connector. Every destination has its own queue, retries and dead letters.",
-			DestinationSpec()...).
+			destinationSpec(ec)...).
 			WithChoices(spec.KindDestination, dests...).WithLint(func(v any) error {
 			if len(v.([]*spec.Parsed)) == 0 {
 				return errors.New("a channel needs at least one destination")
@@ -223,7 +227,7 @@ func ChannelSpec(reg Lookup) []spec.Field {
 			"failing message holds back the ones after it. ADT feeds usually need it.").WithDefault(false),
 		spec.NewExpr(fieldOrderedBy, "Keep order only among messages with the same key (for example per patient), "+
 			"so one stuck patient does not hold back the others. Mutually exclusive with `ordered: true`.").
-			AsOptional().WithLint(lintKey).WithExamples(`msg.Get("PID-3.1")`),
+			AsOptional().WithLint(ec.lintKey).WithExamples(`msg.Get("PID-3.1")`),
 		spec.NewObject(fieldDedupe, "Duplicate detection on MSH-10.",
 			spec.NewDuration(fieldWindow, "When above 0, a message with the MSH-10 of one already accepted from the same "+
 				"sender within the window is answered AA and recorded as a duplicate, not processed again.").
@@ -235,10 +239,12 @@ func ChannelSpec(reg Lookup) []spec.Field {
 }
 
 // FileSpec declares one configuration file: the root of the JSON Schema.
-func FileSpec(reg Lookup) []spec.Field {
+func FileSpec(reg Lookup) []spec.Field { return fileSpec(reg, nil) }
+
+func fileSpec(reg Lookup, ec *exprCache) []spec.Field {
 	return []spec.Field{
 		spec.NewObject(fieldServer, serverDesc, ServerSpec()...).AsOptional(),
-		spec.NewObjects(fieldChannels, channelsDesc, ChannelSpec(reg)...).AsOptional(),
+		spec.NewObjects(fieldChannels, channelsDesc, channelSpec(reg, ec)...).AsOptional(),
 	}
 }
 
@@ -290,15 +296,51 @@ func lintToken(v any) error {
 	return nil
 }
 
-// lintFilter and lintKey compile expressions at load time so a typo is a lint with a
-// position, not a runtime surprise.
-func lintFilter(v any) error {
-	_, err := rules.CompileFilter(v.(string))
+// exprCache holds the expressions one load compiled, by source text: the lints compile
+// each expression once (a typo is a lint with a position, not a runtime surprise), the
+// loader hands the compiled form to the channel, and channels that share an expression
+// share its program. A nil cache compiles without keeping anything.
+type exprCache struct {
+	filters map[string]*rules.Filter
+	keys    map[string]*rules.Key
+	errs    map[string]error
+}
+
+func newExprCache() *exprCache {
+	return &exprCache{filters: map[string]*rules.Filter{}, keys: map[string]*rules.Key{}, errs: map[string]error{}}
+}
+
+func (c *exprCache) filter(src string) (*rules.Filter, error) {
+	if c == nil {
+		return rules.CompileFilter(src)
+	}
+	if f, ok := c.filters[src]; ok {
+		return f, c.errs["f"+src]
+	}
+	f, err := rules.CompileFilter(src)
+	c.filters[src], c.errs["f"+src] = f, err
+	return f, err
+}
+
+func (c *exprCache) key(src string) (*rules.Key, error) {
+	if c == nil {
+		return rules.CompileKey(src)
+	}
+	if k, ok := c.keys[src]; ok {
+		return k, c.errs["k"+src]
+	}
+	k, err := rules.CompileKey(src)
+	c.keys[src], c.errs["k"+src] = k, err
+	return k, err
+}
+
+func (c *exprCache) lintFilter(v any) error {
+	_, err := c.filter(v.(string))
 	return err
 }
 
-func lintKey(v any) error {
-	_, err := rules.CompileKey(v.(string))
+func (c *exprCache) lintKey(v any) error {
+	_, err := c.key(v.(string))
 	return err
 }
 

@@ -187,7 +187,6 @@ func buildAck(src *ackSource, code AckCode, opts AckOptions) *Message {
 		// Unreachable: the header is built from delimiters a parse accepted. Answer anyway.
 		m, _ = Parse([]byte("MSH|^~\\&|||||||ACK|" + string(text(ctrl)) + "|P|2.5\rMSA|" + string(text(string(code))) + "\r"))
 	}
-	m.issues = nil
 	return m
 }
 
@@ -366,7 +365,7 @@ func salvage(raw []byte) ackSource {
 	if k := bytes.IndexByte(decl, d.Repetition); k >= 0 {
 		decl = decl[:k]
 	}
-	src.cs, _ = lookupCharset(string(decl), raw)
+	src.cs, _ = lookupCharset(decl, raw)
 	return src
 }
 

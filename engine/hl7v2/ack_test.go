@@ -216,7 +216,8 @@ func TestSplit(t *testing.T) {
 		{"BTS alone", msh("1") + "BTS|1\r", nil, "BTS without BHS"},
 		{"FTS alone", "FTS|1\r", nil, "FTS without FHS"},
 		{"FTS in batch", "FHS|^~\\&\rBHS|^~\\&\rFTS|1\r", nil, "FTS before BTS"},
-		{"no MSH", "PID|1\r", nil, "segment PID outside a message"},
+		{"no MSH", "PID|1\r", nil, "segment 1 (PID) at byte 0: segment outside a message"},
+		{"junk", "garbage here\r", nil, `"garbage here" outside a message`},
 		{"segment after BTS", "BHS|^~\\&\r" + msh("1") + "BTS|1\rPID|1\r", nil, "outside a message"},
 	}
 	for _, tc := range tests {

@@ -44,7 +44,7 @@ var charsetAliases = map[string]string{
 // The charsets of well-formed messages are shared values, so parsing one allocates nothing
 // for its character set.
 var (
-	asciiCharset = &charset{}
+	asciiCharset  = &charset{}
 	knownCharsets = func() map[string]*charset {
 		m := map[string]*charset{"ASCII": {name: "ASCII"}, "UNICODE UTF-8": utf8Charset, "UNICODE": {name: "UNICODE"}}
 		for name, cm := range charsets {
@@ -56,8 +56,8 @@ var (
 
 // lookupCharset resolves the first repetition of MSH-18. It returns the charset to read the
 // message with and a non-empty note when the declaration is odd.
-func lookupCharset(decl string, body []byte) (*charset, string) {
-	if cs, ok := knownCharsets[decl]; ok || decl == "" {
+func lookupCharset(declared []byte, body []byte) (*charset, string) {
+	if cs, ok := knownCharsets[string(declared)]; ok || len(declared) == 0 {
 		if !ok {
 			cs = asciiCharset
 		}
@@ -73,7 +73,7 @@ func lookupCharset(decl string, body []byte) (*charset, string) {
 			return cs, ""
 		}
 	}
-	decl = strings.Clone(decl) // it may view the message's bytes
+	decl := string(declared)
 	name := strings.ToUpper(strings.TrimSpace(decl))
 	note := ""
 	if canon, ok := charsetAliases[name]; ok {

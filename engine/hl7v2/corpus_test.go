@@ -66,7 +66,7 @@ var corpus = map[string]corpusCase{
 	"python-hl7/batch-noBHS-2msg.hl7":          {roundTrip: true, strictErr: "second MSH", split: 2, values: map[string]string{"MSH-10": "12334456778890"}},
 	"python-hl7/file-FHS-2batches.hl7":         {parseErr: "batch header", errSeg: 1, split: 3, values: map[string]string{"MSH-9.3": "ADT_A01"}},
 	"python-hl7/file-FHS-BHS-1msg.hl7":         {parseErr: "batch header", errSeg: 1, split: 1, values: map[string]string{"EVN-1": "A04"}},
-	"python-hl7/invalid-batch-missing-MSH.hl7": {parseErr: "batch header", errSeg: 2, splitErr: "segment EVN outside a message"},
+	"python-hl7/invalid-batch-missing-MSH.hl7": {parseErr: "batch header", errSeg: 2, splitErr: "segment 2 (EVN) at byte 65: segment outside a message"},
 	"python-hl7/invalid-file-nested-BHS.hl7":   {parseErr: "batch header", errSeg: 5, splitErr: "nested BHS"},
 	"python-hl7/repetition-subcomponent.hl7": {roundTrip: true, values: map[string]string{
 		"PID-1": "Field1", "PID-2.2": "Component2", "PID-3.2": "Sub-Component1&Sub-Component2", "PID-3.2.2": "Sub-Component2",
@@ -87,7 +87,7 @@ var corpus = map[string]corpusCase{
 	"rethinkhealth/edge-non-ascii.hl7": {roundTrip: true, strictErr: "MSH-18 declares ASCII", values: map[string]string{
 		"PID-5.1": "MÜLLER", "PID-11.1": "Straße der Einheit 42", "NK1-2.2": "FRANÇOISE"}},
 	"rethinkhealth/edge-z-segments.hl7":               {roundTrip: true, values: map[string]string{"ZVN-3.2": "VALUE2", "ZPD-5": "EXTENDED_FIELD_4"}},
-	"rethinkhealth/invalid-missing-msh.hl7":           {parseErr: "no MSH segment", errSeg: 1, splitErr: "segment PID outside a message"},
+	"rethinkhealth/invalid-missing-msh.hl7":           {parseErr: "no MSH segment", errSeg: 1, splitErr: "segment 1 (PID) at byte 0: segment outside a message"},
 	"rethinkhealth/invalid-segment-header-length.hl7": {roundTrip: true, strictErr: `segment 2 (PIDX) at byte 66: invalid segment name "PIDX"`, values: map[string]string{"PIDX-1": "", "PID-1": ""}},
 	"rethinkhealth/invalid-trailing-empty-fields.hl7": {roundTrip: true, strictErr: "segment 2 (EVN) field 5 at byte 90: trailing field separators", values: map[string]string{"EVN-2": "20260301120000"}},
 	"rethinkhealth/invalid-wrong-version.hl7":         {roundTrip: true, strictErr: `segment 1 (MSH) field 12 at byte 62: MSH-12 "1.0" is not an HL7 version 2 version`, values: map[string]string{"MSH-12": "1.0"}},

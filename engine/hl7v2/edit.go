@@ -152,10 +152,7 @@ func (m *Message) set(p Path, enc []byte) error {
 		}
 	}
 	data := replacePart(s.data, fs, part, func(f []byte) []byte { return m.spliceField(f, p, enc) })
-	s.data = bytes.TrimRight(data, string(fs))
-	if isHeader(data, fs) && len(s.data) < 4 {
-		s.data = data[:4]
-	}
+	s.data = bytes.TrimRight(data, string(fs)) // MSH-2 never ends in the field separator
 	return nil
 }
 
@@ -247,7 +244,7 @@ func (m *Message) setCharset(p Path, value string) error {
 		}
 		return m.set(p, appendEscaped(nil, enc, &m.d))
 	}
-	to, _ := lookupCharset(value, nil)
+	to, _ := lookupCharset([]byte(value), nil)
 	from := m.charset()
 	segs := make([]segment, len(m.segs))
 	copy(segs, m.segs)

@@ -1,6 +1,7 @@
 package hl7v2
 
 import (
+	"bytes"
 	"encoding/json"
 	"strconv"
 )
@@ -29,12 +30,16 @@ type jsonSegment struct {
 // parse back: use Encode for that.
 func (m *Message) MarshalJSON() ([]byte, error) {
 	out := make([]jsonSegment, 0, len(m.segs))
-	seen := map[string]int{}
-	for _, s := range m.Segments() {
+	total, seen := map[string]int{}, map[string]int{}
+	segs := m.Segments()
+	for _, s := range segs {
+		total[s.Name()]++
+	}
+	for _, s := range segs {
 		name := s.Name()
 		seen[name]++
 		base := name
-		if seen[name] > 1 || m.Count(name) > 1 {
+		if total[name] > 1 {
 			base += "[" + strconv.Itoa(seen[name]) + "]"
 		}
 		js := jsonSegment{Name: name, Path: base, Fields: []jsonElement{}}
@@ -52,7 +57,13 @@ func (m *Message) MarshalJSON() ([]byte, error) {
 		}
 		out = append(out, js)
 	}
-	return json.Marshal(out)
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false) // HL7 is full of & and <: keep them readable
+	if err := enc.Encode(out); err != nil {
+		return nil, err
+	}
+	return bytes.TrimRight(b.Bytes(), "\n"), nil
 }
 
 func (m *Message) jsonReps(s Segment, f int, fp string) []jsonElement {

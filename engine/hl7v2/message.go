@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"fmt"
 	"unicode/utf8"
-	"unsafe"
 )
 
 // term is a segment terminator as it appeared in the input; Encode writes it back so the
@@ -79,7 +78,18 @@ func (m *Message) issueError(is Issue) *ParseError {
 	return e
 }
 
+// maxIssues bounds what a lenient parse records, so a hostile message (a megabyte of
+// unknown escape sequences) cannot make it allocate without limit.
+const maxIssues = 100
+
 func (m *Message) addIssue(seg, field, off int, format string, args ...any) {
+	switch {
+	case len(m.issues) > maxIssues:
+		return
+	case len(m.issues) == maxIssues:
+		m.issues = append(m.issues, Issue{Segment: seg, Field: field, Offset: off, Msg: "more issues not listed"})
+		return
+	}
 	msg := format
 	if len(args) > 0 {
 		msg = fmt.Sprintf(format, args...)
@@ -113,7 +123,7 @@ func parse(data []byte) (*Message, *ParseError) {
 		if bytes.HasPrefix(rest, []byte("FHS")) || bytes.HasPrefix(rest, []byte("BHS")) {
 			msg = "input starts with a batch header; split it into messages with Split"
 		}
-		return nil, &ParseError{Segment: 1, SegmentName: string(segName(firstLine(rest), '|')), Offset: pos, Msg: msg}
+		return nil, &ParseError{Segment: 1, SegmentName: lineName(rest), Offset: pos, Msg: msg}
 	}
 	d, perr := readDelimiters(buf, pos)
 	if perr != nil {
@@ -204,14 +214,6 @@ func isVersion(v []byte) bool {
 	return digits > 0
 }
 
-// unsafeString views b as a string for a lookup that does not keep it.
-func unsafeString(b []byte) string {
-	if len(b) == 0 {
-		return ""
-	}
-	return unsafe.String(&b[0], len(b))
-}
-
 // checkHeader settles the character set and checks the MSH fields every message needs.
 func (m *Message) checkHeader(body []byte, pos int) {
 	msh := m.segs[0].data
@@ -237,7 +239,7 @@ func (m *Message) checkHeader(body []byte, pos int) {
 	if i := bytes.IndexByte(decl, m.d.Repetition); i >= 0 {
 		decl = decl[:i]
 	}
-	cs, note := lookupCharset(unsafeString(decl), body)
+	cs, note := lookupCharset(decl, body)
 	m.cs = cs
 	if note != "" {
 		at := off(18)
@@ -262,17 +264,6 @@ func (m *Message) checkHeader(body []byte, pos int) {
 	case !isVersion(v):
 		m.addIssue(1, 12, off(12), "MSH-12 %q is not an HL7 version 2 version", v)
 	}
-}
-
-// fieldOffset is the input offset of field n of segment si (1-based), or the end of the
-// segment when the field is absent.
-func (m *Message) fieldOffset(si, n int) int {
-	s := m.segs[si-1]
-	f, ok := m.field(s.data, n)
-	if !ok {
-		return s.off + len(s.data)
-	}
-	return s.off + (cap(s.data) - cap(f))
 }
 
 func firstInvalidUTF8(b []byte) int {
@@ -386,6 +377,19 @@ func isBlank(b []byte) bool {
 		}
 	}
 	return true
+}
+
+// lineName is the segment name a line seems to start with (its leading letters and digits,
+// when there are 2 to 4 of them), for error messages about lines that are not parsed.
+func lineName(b []byte) string {
+	n := 0
+	for n < len(b) && n < 5 && isAlnum(b[n]) {
+		n++
+	}
+	if n < 2 || n > 4 {
+		return ""
+	}
+	return string(b[:n])
 }
 
 func firstLine(b []byte) []byte {

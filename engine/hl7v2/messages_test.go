@@ -513,3 +513,14 @@ func TestLargeMessage(t *testing.T) {
 		t.Error("Set in the large message lost data")
 	}
 }
+
+func TestIssuesAreBounded(t *testing.T) {
+	in := "MSH|^~\\&|||||||ADT^A01|1|P|2.5\rNTE|1||" + strings.Repeat("\\Q\\", 100000) + "\r"
+	m := mustParse(t, in)
+	if n := len(m.Issues()); n != maxIssues+1 || m.Issues()[maxIssues].Msg != "more issues not listed" {
+		t.Errorf("%d issues, last %v", n, m.Issues()[n-1])
+	}
+	if _, err := ParseStrict([]byte(in)); err == nil {
+		t.Error("ParseStrict accepted it")
+	}
+}

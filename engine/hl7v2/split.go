@@ -88,7 +88,10 @@ func Split(data []byte) ([][]byte, error) {
 			msgStart, msgEnd = s, end
 		default:
 			if msgStart < 0 {
-				return nil, fail(s, segName(line, '|'), "segment %s outside a message: no MSH before it", truncate(segName(line, '|'), 20))
+				if name := lineName(line); name != "" {
+					return nil, fail(s, []byte(name), "segment outside a message: no MSH before it")
+				}
+				return nil, fail(s, nil, "%q outside a message: no MSH before it", truncate(line, 12))
 			}
 			msgEnd = end
 		}

@@ -16,6 +16,7 @@ const (
 
 // Lint types, stable strings for tools and tests.
 const (
+	LintFile         = "file"          // a file or folder cannot be read
 	LintYAML         = "yaml"          // the file is not valid YAML
 	LintUnknownField = "unknown_field" // a key no spec declares
 	LintBadType      = "bad_type"      // a value of the wrong shape or unparseable

@@ -629,3 +629,35 @@ func TestLintString(t *testing.T) {
 		t.Errorf("LintsError = %v: want the errors only, and the lints recoverable", err)
 	}
 }
+
+func TestCheck(t *testing.T) {
+	tests := []struct {
+		name string
+		c    Component
+		want string // substring of the error; "" for none
+	}{
+		{"valid", Component{Kind: KindSource, Name: "ok", Fields: []Field{NewString("a", "").WithEnum("x", "y").WithDefault("x")},
+			Examples: []Example{{Title: "e", YAML: "a: y"}}}, ""},
+		{"no name", Component{Kind: KindSource}, "component has no name"},
+		{"duplicate", Component{Name: "c", Fields: []Field{NewString("a", ""), NewInt("a", "")}}, `field "a": declared twice`},
+		{"bad default", Component{Name: "c", Fields: []Field{NewDuration("d", "").WithDefault("soon")}}, `field "d": spec: field "d": default`},
+		{"wrong default type", Component{Name: "c", Fields: []Field{NewInt("i", "").WithDefault("3")}}, "wrong Go type string"},
+		{"default outside enum", Component{Name: "c", Fields: []Field{NewString("s", "").WithEnum("a").WithDefault("b")}}, "not one of its values"},
+		{"enum on int", Component{Name: "c", Fields: []Field{NewInt("i", "").WithEnum("1")}}, "an enum needs type string"},
+		{"fields on string", Component{Name: "c", Fields: []Field{{Name: "s", Type: String, Fields: []Field{NewString("x", "")}}}}, "nested fields"},
+		{"nested", Component{Name: "c", Fields: []Field{NewObject("o", "", NewString("", ""))}}, `field "o.": no name`},
+		{"bad example", Component{Name: "c", Fields: []Field{NewString("a", "")}, Examples: []Example{{Title: "typo", YAML: "b: 1"}}},
+			`example "typo": 1:1: unknown field "b"`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			err := Check(tt.c)
+			switch {
+			case tt.want == "" && err != nil:
+				t.Errorf("Check = %v, want nil", err)
+			case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)):
+				t.Errorf("Check = %v, want an error containing %q", err, tt.want)
+			}
+		})
+	}
+}

@@ -8,10 +8,15 @@ import (
 	"github.com/osprey-health/osprey/engine/store/storetest"
 )
 
-// open returns a store in a throwaway schema, dropped when the test ends.
+// open returns a store in a throwaway schema, dropped when the test ends; it skips the
+// test when PostgreSQL is unreachable.
 func open(t *testing.T) *Store {
 	t.Helper()
-	dsn := storetest.PostgresDSN(t)
+	return openDSN(t, storetest.PostgresDSN(t))
+}
+
+func openDSN(t *testing.T, dsn string) *Store {
+	t.Helper()
 	s, err := Open(t.Context(), dsn, Options{Schema: storetest.PostgresSchema(t, dsn)})
 	if err != nil {
 		t.Fatal(err)
@@ -23,7 +28,8 @@ func open(t *testing.T) *Store {
 }
 
 func TestConformance(t *testing.T) {
-	storetest.Run(t, func(t *testing.T) store.Store { return open(t) })
+	dsn := storetest.PostgresDSN(t) // once: an unreachable server skips the suite, not each case
+	storetest.Run(t, func(t *testing.T) store.Store { return openDSN(t, dsn) })
 }
 
 func TestMigrationsIdempotent(t *testing.T) {

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/osprey-health/osprey/engine/store"
@@ -104,15 +105,17 @@ func ParseDeadLetterCursor(s string) (updatedAt time.Time, messageID, destinatio
 	return FromMicros(c.At), c.ID, c.Dest, nil
 }
 
-// Fold is the text Query.Text is matched against: raw as valid UTF-8 (invalid bytes and
-// NUL become U+FFFD, so Latin-1 or binary content can still be searched for its ASCII
-// parts) and lower-cased with Unicode rules, so "MÜLLER" finds "Müller". The needle goes
-// through the same function, which makes the match case-insensitive.
+// Fold is the text Query.Text is matched against: raw lower-cased with Unicode rules, so
+// "MÜLLER" finds "Müller", with each byte that is not valid UTF-8, and each NUL, replaced
+// by the one byte SUB (0x1a). That keeps Latin-1 or binary content searchable by its
+// ASCII parts, storable in a PostgreSQL text column, and no larger than raw (U+FFFD
+// would triple a binary body). The needle goes through the same function, which makes
+// the match case-insensitive.
 func Fold(raw []byte) string {
 	// Fast path for the common case of plain ASCII HL7: one pass, one allocation.
 	ascii := true
 	for _, c := range raw {
-		if c >= utf8.RuneSelf || c == 0 {
+		if asciiLower[c] == 0 {
 			ascii = false
 			break
 		}
@@ -120,17 +123,26 @@ func Fold(raw []byte) string {
 	if ascii {
 		b := make([]byte, len(raw))
 		for i, c := range raw {
-			if 'A' <= c && c <= 'Z' {
-				c += 'a' - 'A'
-			}
-			b[i] = c
+			b[i] = asciiLower[c]
 		}
 		return string(b)
 	}
-	s := strings.ToValidUTF8(string(raw), "\uFFFD")
-	s = strings.ReplaceAll(s, "\x00", "\uFFFD")
-	return strings.ToLower(s)
+	var b strings.Builder
+	b.Grow(len(raw))
+	for i := 0; i < len(raw); {
+		r, size := utf8.DecodeRune(raw[i:])
+		if r == 0 || (r == utf8.RuneError && size == 1) {
+			b.WriteByte(sub)
+		} else {
+			b.WriteRune(unicode.ToLower(r))
+		}
+		i += size
+	}
+	return b.String()
 }
+
+// sub replaces what Fold cannot keep.
+const sub = 0x1a
 
 // FoldString is Fold for a needle.
 func FoldString(s string) string { return Fold([]byte(s)) }

@@ -48,8 +48,11 @@ func TestFold(t *testing.T) {
 		{"PID|1||ABC^Def", "pid|1||abc^def"},
 		{"MÜLLER", "müller"},
 		{"Straße", "straße"},
-		{"M\xfcller", "m\uFFFDller"}, // Latin-1 ü
-		{"a\x00b", "a\uFFFDb"},
+		{"M\xfcller", "m\x1aller"}, // Latin-1 ü
+		{"a\x00b", "a\x1ab"},
+		{"\xff\xfe\xfd", "\x1a\x1a\x1a"}, // binary stays the same size
+		{"ok \uFFFD", "ok \uFFFD"},
+		{"ΣΊΣΥΦΟΣ", "σίσυφοσ"},
 		{"", ""},
 	}
 	for _, tc := range tests {

@@ -62,7 +62,7 @@ func (e *Engine) buildChannel(ctx context.Context, c config.Channel) (ch *channe
 			ch.closeComponents(ctx)
 		}
 	}()
-	res := Resources{Logger: ch.log, DataDir: e.opts.DataDir, Channel: c.Name}
+	res := Resources{Logger: ch.log, DataDir: e.opts.DataDir, Channel: c.Name, Broker: e.opts.Broker}
 	if ch.source, err = e.opts.Registry.NewSource(c.Source.Name, c.Source.Conf, res); err != nil {
 		return nil, fmt.Errorf("source %s: %w", c.Source.Name, err)
 	}
@@ -256,7 +256,7 @@ func (ch *channel) resume(ctx context.Context) error {
 	}
 	// A source's Run is one-shot (it owns its listener), so a stopped channel starts a fresh one.
 	src, err := ch.e.opts.Registry.NewSource(ch.cfg.Source.Name, ch.cfg.Source.Conf,
-		Resources{Logger: ch.log, DataDir: ch.e.opts.DataDir, Channel: ch.name})
+		Resources{Logger: ch.log, DataDir: ch.e.opts.DataDir, Channel: ch.name, Broker: ch.e.opts.Broker})
 	if err != nil {
 		return fmt.Errorf("source %s: %w", ch.cfg.Source.Name, err)
 	}

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"log/slog"
 	"time"
+
+	"github.com/osprey-health/osprey/engine/broker"
 )
 
 // Message is one unit of work as it enters a channel: the bytes a peer sent plus what the
@@ -22,6 +24,9 @@ type Message struct {
 // Content types the engine understands natively.
 const (
 	ContentHL7v2 = "application/hl7-v2"
+	// ContentStudy is a complete imaging study as one message: a JSON summary of its
+	// series and instances (see engine/dicom), produced by the DICOMweb sources.
+	ContentStudy = "application/vnd.osprey.study+json"
 )
 
 // Verdict is the engine's answer to a source about one message.
@@ -112,4 +117,7 @@ type Resources struct {
 	Logger  *slog.Logger
 	DataDir string
 	Channel string // the channel the component belongs to
+	// Broker is the engine's NATS connection, for components that keep data in JetStream
+	// (the DICOMweb source's object store). Nil in tools that run a component alone.
+	Broker *broker.Broker
 }

@@ -35,7 +35,7 @@ type destination struct {
 
 func (ch *channel) buildDestination(ctx context.Context, dc config.Destination) (*destination, error) {
 	d := &destination{ch: ch, name: dc.Name, typ: dc.Component.Name, cfg: dc}
-	res := Resources{Logger: ch.log.With("destination", dc.Name), DataDir: ch.e.opts.DataDir, Channel: ch.name}
+	res := Resources{Logger: ch.log.With("destination", dc.Name), DataDir: ch.e.opts.DataDir, Channel: ch.name, Broker: ch.e.opts.Broker}
 	var err error
 	if d.dst, err = ch.e.opts.Registry.NewDestination(dc.Component.Name, dc.Component.Conf, res); err != nil {
 		return nil, err

@@ -20,8 +20,7 @@ import (
 	"github.com/osprey-health/osprey/engine/config"
 	"github.com/osprey-health/osprey/engine/spec"
 	"github.com/osprey-health/osprey/engine/store"
-	"github.com/osprey-health/osprey/engine/store/postgres"
-	"github.com/osprey-health/osprey/engine/store/sqlite"
+	"github.com/osprey-health/osprey/engine/store/backend"
 )
 
 func init() {
@@ -175,14 +174,11 @@ func errorLints(lints []spec.Lint) []spec.Lint {
 }
 
 func openStore(ctx context.Context, s config.Server) (store.Store, error) {
-	if s.Store.Postgres != "" {
-		return postgres.Open(ctx, s.Store.Postgres, postgres.Options{})
-	}
 	path := s.Store.SQLite
 	if path == "" {
 		path = filepath.Join(s.DataDir, "osprey.db")
 	}
-	return sqlite.Open(ctx, path, sqlite.Options{})
+	return backend.Open(ctx, backend.Config{SQLite: path, Postgres: s.Store.Postgres})
 }
 
 func adminTokens(a config.Admin) []admin.Token {

@@ -60,7 +60,7 @@ const embeddedMaxPayload = 8 << 20
 // Config says which NATS the broker uses and how.
 type Config struct {
 	URL      string // "" runs the embedded server; otherwise the external server or cluster URL(s), comma separated
-	Listen   string // embedded: client listener "host:port" for plugins and tools (port 0 picks one); "" = in-process only
+	Listen   string // embedded: client listener "host:port" for plugins and tools (port 0 picks one), without authentication: keep it on loopback; "" = in-process only
 	StoreDir string // embedded: JetStream file store directory, created if missing
 	Sync     string // embedded: SyncAlways (default) or SyncFast
 	Creds    string // external: NATS credentials file
@@ -102,8 +102,12 @@ func Start(ctx context.Context, cfg Config, log *slog.Logger) (*Broker, error) {
 	if cfg.Name == "" {
 		cfg.Name = "osprey"
 	}
-	if cfg.Sync == "" {
+	switch cfg.Sync {
+	case "":
 		cfg.Sync = SyncAlways
+	case SyncAlways, SyncFast:
+	default:
+		return nil, fmt.Errorf("broker: sync %q: want %q or %q", cfg.Sync, SyncAlways, SyncFast)
 	}
 	b := &Broker{
 		cfg:       cfg,
@@ -151,8 +155,6 @@ func (b *Broker) startEmbedded() error {
 		opts.SyncInterval = 2 * time.Minute
 	case SyncFast:
 		// Zero values: the server default applies.
-	default:
-		return fmt.Errorf("broker: sync %q: want %q or %q", cfg.Sync, SyncAlways, SyncFast)
 	}
 	if cfg.Listen != "" {
 		host, port, err := splitListen(cfg.Listen)
@@ -210,6 +212,9 @@ func (b *Broker) connectExternal() error {
 	b.url = b.cfg.URL
 	b.log.Info("connected to NATS", "url", redactURL(nc.ConnectedUrlRedacted()),
 		"server_version", nc.ConnectedServerVersion(), "replicas", b.cfg.Replicas)
+	if b.cfg.Sync == SyncFast {
+		b.log.Warn("sync fast has no effect on an external server: durability is the servers' sync_interval and the stream replicas")
+	}
 	return nil
 }
 
@@ -267,7 +272,8 @@ func (b *Broker) Conn() *nats.Conn { return b.nc }
 func (b *Broker) JetStream() jetstream.JetStream { return b.js }
 
 // ClientURL is the URL plugins and tools connect to: the embedded listener, or the external
-// URL. It is "" for an embedded server without a listener.
+// URL as configured (with any credentials it carries: do not log it). It is "" for an
+// embedded server without a listener.
 func (b *Broker) ClientURL() string { return b.url }
 
 // Embedded reports whether the broker runs its own server.

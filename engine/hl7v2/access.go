@@ -220,6 +220,11 @@ func (m *Message) Raw(path string) string {
 	if err != nil {
 		return ""
 	}
+	return m.RawAt(p)
+}
+
+// RawAt is Raw for a path parsed with ParsePath.
+func (m *Message) RawAt(p Path) string {
 	raw, ok, _ := m.locate(p)
 	if !ok {
 		return ""

@@ -58,6 +58,11 @@ func (m *Message) SetRaw(path, value string) error {
 	if err != nil {
 		return err
 	}
+	return m.SetRawAt(p, value)
+}
+
+// SetRawAt is SetRaw for a path parsed with ParsePath.
+func (m *Message) SetRawAt(p Path, value string) error {
 	if p.Segment == "MSH" && p.Field == 18 {
 		return fmt.Errorf("hl7v2: set %s: use Set for MSH-18", p)
 	}
@@ -92,6 +97,11 @@ func (m *Message) Delete(path string) error {
 	if err != nil {
 		return err
 	}
+	return m.DeleteAt(p)
+}
+
+// DeleteAt is Delete for a path parsed with ParsePath.
+func (m *Message) DeleteAt(p Path) error {
 	if p.Field > 0 {
 		if err := m.set(p, nil); err != nil {
 			return fmt.Errorf("hl7v2: delete %s: %w", p, err)

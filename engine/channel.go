@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
@@ -387,6 +388,11 @@ func (ch *channel) ingest(ctx context.Context, m *Message, reprocessOf string) (
 		hdr[hdrVerdict] = "duplicate"
 	}
 	err := ch.committer.Commit(ctx, broker.Entry{ID: m.ID, Headers: hdr, Body: m.Body})
+	if errors.Is(err, broker.ErrTooLarge) {
+		// Retrying cannot help, so the sender must hear AE, not AR; the message goes straight
+		// to the history so that it is not lost to the analyst either.
+		return ch.rejectTooLarge(ctx, m, reprocessOf, err)
+	}
 	if err != nil {
 		if dupKey != "" {
 			ch.dedupe.forget(dupKey, m.ID)
@@ -401,6 +407,23 @@ func (ch *channel) ingest(ctx context.Context, m *Message, reprocessOf string) (
 	ch.e.m.Received.WithLabelValues(ch.name, rec.Verdict.String()).Inc()
 	ch.e.m.AckLatency.WithLabelValues(ch.name).Observe(time.Since(start).Seconds())
 	return rec, nil
+}
+
+func (ch *channel) rejectTooLarge(ctx context.Context, m *Message, reprocessOf string, cause error) (Receipt, error) {
+	reason := fmt.Errorf("message of %d bytes is larger than the largest record NATS takes (%d bytes): %w",
+		len(m.Body), ch.e.opts.Broker.MaxRecord(), cause)
+	rec := store.Message{ID: m.ID, Channel: ch.name, ContentType: m.ContentType, Raw: m.Body, ReceivedAt: m.ReceivedAt,
+		Source: m.Meta, Status: store.StatusRejected, Error: reason.Error(), ReprocessOf: reprocessOf, UpdatedAt: time.Now().UTC()}
+	if msg, err := hl7v2.Parse(m.Body); err == nil {
+		keyFields(&rec, msg)
+	}
+	if err := ch.e.opts.Store.PutMessages(ctx, []store.Message{rec}); err != nil {
+		return Receipt{}, fmt.Errorf("channel %s: store oversize message: %w", ch.name, err)
+	}
+	ch.received.Add(1)
+	ch.rejected.Add(1)
+	ch.e.m.Received.WithLabelValues(ch.name, Rejected.String()).Inc()
+	return Receipt{ID: m.ID, Verdict: Rejected, Reason: reason}, nil
 }
 
 // requeue publishes a dead letter's payload to its destination queue again.
@@ -516,10 +539,8 @@ func metaFromHeaders(h map[string]string) map[string]string {
 
 var _ Sink = (*channel)(nil)
 
-// committerOptions: one record in flight. MLLP senders wait for each ACK, so while a record
-// is being fsynced every other sender's next message is already waiting; with one record in
-// flight they all travel in the next one, instead of being spread over several records that
-// the server would fsync one after another anyway.
+// committerOptions ties the committer to the channel's inbound stream, so a subject that
+// lands anywhere else fails loudly instead of acknowledging a message no processor reads.
 func committerOptions(channel string) broker.CommitterOptions {
-	return broker.CommitterOptions{MaxInFlight: 1, Stream: inStream(channel)}
+	return broker.CommitterOptions{Stream: inStream(channel)}
 }

@@ -566,3 +566,21 @@ func TestPauseHoldsDeliveriesAndStartResumes(t *testing.T) {
 		t.Errorf("unknown channel: %v", err)
 	}
 }
+
+// A message larger than NATS takes cannot be queued, so retrying is pointless: it is
+// rejected (the sender hears AE, not AR) and kept in the history all the same.
+func TestOversizeMessageIsRejectedAndKept(t *testing.T) {
+	h := newHarness(t, simple)
+	big := append(hl7msg("ORU^R01", "BIG1", "P1"), []byte("OBX|1|ED|PDF||^application^pdf^Base64^"+strings.Repeat("QUJD", 3<<20)+"\r")...)
+	rec := h.send(big)
+	if rec.Verdict != engine.Rejected || rec.Reason == nil || !strings.Contains(rec.Reason.Error(), "larger than") {
+		t.Fatalf("receipt = %+v, want rejected as too large", rec)
+	}
+	d, err := h.st.Get(context.Background(), rec.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Message.Status != store.StatusRejected || len(d.Message.Raw) != len(big) || d.Message.ControlID != "BIG1" {
+		t.Errorf("stored %s, %d bytes, control id %q: want rejected, %d bytes, BIG1", d.Message.Status, len(d.Message.Raw), d.Message.ControlID, len(big))
+	}
+}

@@ -311,11 +311,10 @@ func sleepCtx(ctx context.Context, d time.Duration) error {
 	}
 }
 
-// publishRecord writes entries to subject as one or more records no larger than the
-// connection's max payload, each with a Nats-Msg-Id so a retried publish is not duplicated.
+// publishRecord writes entries to subject as one or more records that each fit the server's
+// max payload, each with a Nats-Msg-Id so a retried publish is not duplicated.
 func publishRecord(ctx context.Context, b *broker.Broker, subject, id string, entries []broker.Entry) error {
-	limit := int(b.Conn().MaxPayload()) - 4096
-	for part, chunk := range chunkEntries(entries, limit) {
+	for part, chunk := range chunkEntries(entries, b.MaxRecord()) {
 		m := nats.NewMsg(subject)
 		m.Data = broker.EncodeRecord(chunk)
 		m.Header.Set(jetstream.MsgIDHeader, fmt.Sprintf("%s:%d", id, part))
@@ -326,26 +325,19 @@ func publishRecord(ctx context.Context, b *broker.Broker, subject, id string, en
 	return nil
 }
 
-// chunkEntries splits entries into runs whose encoded size stays under limit; an entry
+// chunkEntries splits entries into runs whose encoded record stays within limit; an entry
 // bigger than limit travels alone (and fails to publish with a clear error).
 func chunkEntries(entries []broker.Entry, limit int) [][]broker.Entry {
 	var out [][]broker.Entry
-	var cur []broker.Entry
-	size := 0
-	for _, e := range entries {
-		n := len(e.Body) + len(e.ID) + 64
-		for k, v := range e.Headers {
-			n += len(k) + len(v) + 8
+	start := 0
+	for i := range entries {
+		if i > start && broker.RecordSize(entries[start:i+1]) > limit {
+			out = append(out, entries[start:i])
+			start = i
 		}
-		if len(cur) > 0 && size+n > limit {
-			out = append(out, cur)
-			cur, size = nil, 0
-		}
-		cur = append(cur, e)
-		size += n
 	}
-	if len(cur) > 0 {
-		out = append(out, cur)
+	if start < len(entries) {
+		out = append(out, entries[start:])
 	}
 	return out
 }

@@ -431,11 +431,20 @@ func TestDestinationTLS(t *testing.T) {
 		d := newDest(t, mllp.DestinationConfig{Address: addr, TLS: &mllp.ClientTLS{
 			CAFile: pki.caFile, CertFile: pki.clientCert, KeyFile: pki.clientKey,
 		}})
-		if reply, err := send(t, d, "TLS1"); err != nil || reply.Summary != "AA" {
-			t.Fatalf("Send = %+v, %v; want AA", reply, err)
+		for _, id := range []string{"TLS1", "TLS2", "TLS3"} {
+			if reply, err := send(t, d, id); err != nil || reply.Summary != "AA" {
+				t.Fatalf("Send %s = %+v, %v; want AA", id, reply, err)
+			}
 		}
-		if m := sink.got(); len(m) != 1 || m[0].Meta["tls_subject"] != "osprey" {
-			t.Errorf("source saw %+v, want one message with tls_subject osprey", m)
+		m := sink.got()
+		if len(m) != 3 || m[0].Meta["tls_subject"] != "osprey" {
+			t.Fatalf("source saw %+v, want three messages with tls_subject osprey", m)
+		}
+		// TLS 1.3 session tickets arrive unasked after the handshake; they must not make
+		// the destination think the connection is dead.
+		if m[0].Meta["remote_addr"] != m[2].Meta["remote_addr"] {
+			t.Errorf("messages came over different connections (%s, %s), want one kept open",
+				m[0].Meta["remote_addr"], m[2].Meta["remote_addr"])
 		}
 	})
 	t.Run("unknown server CA", func(t *testing.T) {

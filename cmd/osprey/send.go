@@ -164,6 +164,10 @@ func sendAll(ctx context.Context, env *cliEnv, cfg mllp.ClientConfig, msgs []mes
 			id = pm.ControlID()
 		}
 		var line string
+		if client != nil && !client.Alive() {
+			client.Close() // the receiver closed it; a new connection loses nothing
+			client = nil
+		}
 		if client == nil {
 			c, err := mllp.Dial(ctx, cfg)
 			if err != nil {

@@ -44,7 +44,9 @@ const (
 var (
 	// ErrNoJetStream means the server or the account has JetStream disabled.
 	ErrNoJetStream = errors.New("jetstream not enabled")
-	// ErrTooLarge means an entry does not fit in one NATS message of the server.
+	// ErrTooLarge means an entry does not fit in one NATS message of the server. Unlike
+	// other commit errors it is permanent: a retry fails the same way, so reject the message
+	// (MLLP AE, HTTP 413) rather than asking the sender to retry.
 	ErrTooLarge = errors.New("entry too large")
 	// ErrClosed means the Committer or Broker was closed.
 	ErrClosed = errors.New("closed")

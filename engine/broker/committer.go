@@ -165,9 +165,11 @@ func newIDPrefix() string {
 }
 
 // maxPayload is the largest NATS message data the connected server takes for a record.
-func (c *Committer) maxPayload() int {
-	return int(c.b.nc.MaxPayload()) - headerRoom
-}
+func (c *Committer) maxPayload() int { return c.b.MaxRecord() }
+
+// MaxRecord is the largest record the connected server takes in one message, with room left
+// for the message's headers (up to 512 bytes). It follows the server's max_payload.
+func (b *Broker) MaxRecord() int { return int(b.nc.MaxPayload()) - headerRoom }
 
 // Commit writes e and returns nil once the record holding it is acknowledged by the server.
 // An error means the entry is not acknowledged: tell the sender to retry. When ctx ends
@@ -181,9 +183,9 @@ func (c *Committer) Commit(ctx context.Context, e Entry) error {
 		return fmt.Errorf("broker: commit %s: %w", c.subject, err)
 	}
 	size := entrySize(&e)
-	if limit := c.maxPayload() - recordOverhead; size > limit {
-		return fmt.Errorf("broker: commit %s: entry %q is %d bytes encoded, the server takes at most %d: %w",
-			c.subject, e.ID, size, limit, ErrTooLarge)
+	if alone, limit := singleRecordOverhead+size, c.maxPayload(); alone > limit {
+		return fmt.Errorf("broker: commit %s: entry %q makes a record of %d bytes, the server takes at most %d: %w",
+			c.subject, e.ID, alone, limit, ErrTooLarge)
 	}
 	w := &waiter{e: e, size: size, done: make(chan error, 1)}
 	c.mu.Lock()

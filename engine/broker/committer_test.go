@@ -194,6 +194,18 @@ func TestCommitTooLarge(t *testing.T) {
 		c := s.NewCommitter(subject, broker.CommitterOptions{MaxBytes: 64 << 10})
 		defer closeCommitter(t, c)
 		max := int(s.Conn().MaxPayload())
+		if got := s.MaxRecord(); got <= 0 || got >= max {
+			t.Errorf("MaxRecord() = %d with max_payload %d", got, max)
+		}
+		// The largest entry MaxRecord allows is accepted.
+		fit := broker.Entry{ID: "fit"}
+		fit.Body = make([]byte, s.MaxRecord()-broker.RecordSize([]broker.Entry{fit})-8)
+		for broker.RecordSize([]broker.Entry{fit}) < s.MaxRecord() {
+			fit.Body = append(fit.Body, 0)
+		}
+		if err := c.Commit(ctx, fit); err != nil {
+			t.Errorf("entry filling MaxRecord exactly: %v", err)
+		}
 
 		err := c.Commit(ctx, broker.Entry{ID: "huge", Body: make([]byte, max)})
 		if !errors.Is(err, broker.ErrTooLarge) {
@@ -551,5 +563,26 @@ func TestRestartDurability(t *testing.T) {
 	}
 	if len(seen) != n {
 		t.Errorf("%d entries after restart, want %d", len(seen), n)
+	}
+}
+
+// TestCommitAckTimeout: a record whose acknowledgement never comes fails its commits after
+// AckTimeout and frees its slot for the next record.
+func TestCommitAckTimeout(t *testing.T) {
+	s := brokertest.New(t)
+	subject := s.Subject("blackhole")
+	// A plain subscriber takes the records and never answers, as a stuck server would.
+	sub, err := s.Conn().SubscribeSync(subject)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Unsubscribe()
+	c := s.NewCommitter(subject, broker.CommitterOptions{AckTimeout: 100 * time.Millisecond, MaxInFlight: 1})
+	defer closeCommitter(t, c)
+	for i := range 2 { // the second proves the first freed the only slot
+		err := c.Commit(testContext(t), broker.Entry{ID: fmt.Sprint(i)})
+		if !errors.Is(err, jetstream.ErrAsyncPublishTimeout) {
+			t.Errorf("commit %d: %v, want jetstream.ErrAsyncPublishTimeout", i, err)
+		}
 	}
 }

@@ -41,17 +41,17 @@ var ErrCorruptRecord = errors.New("corrupt record")
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 
-// recordOverhead is the size of a record around its entries, with a generous varint count.
-const recordOverhead = len(recordMagic) + 1 + binary.MaxVarintLen64 + crc32.Size
+// recordOverhead is the size of a record around its entries, with a generous varint count;
+// singleRecordOverhead is the exact size around a single entry.
+const (
+	recordOverhead       = len(recordMagic) + 1 + binary.MaxVarintLen64 + crc32.Size
+	singleRecordOverhead = len(recordMagic) + 1 + 1 + crc32.Size
+)
 
 // EncodeRecord encodes entries as one record. Header keys are written in sorted order, so
 // equal entries always encode to equal bytes.
 func EncodeRecord(entries []Entry) []byte {
-	n := len(recordMagic) + 1 + uvarintLen(uint64(len(entries))) + crc32.Size
-	for i := range entries {
-		n += entrySize(&entries[i])
-	}
-	buf := make([]byte, 0, n)
+	buf := make([]byte, 0, RecordSize(entries))
 	buf = append(buf, recordMagic...)
 	buf = append(buf, RecordVersion)
 	buf = binary.AppendUvarint(buf, uint64(len(entries)))
@@ -72,6 +72,16 @@ func EncodeRecord(entries []Entry) []byte {
 		buf = appendBytes(buf, e.Body)
 	}
 	return binary.BigEndian.AppendUint32(buf, crc32.Checksum(buf, castagnoli))
+}
+
+// RecordSize is len(EncodeRecord(entries)), computed without encoding them: use it with
+// Broker.MaxRecord to split entries into records that fit.
+func RecordSize(entries []Entry) int {
+	n := len(recordMagic) + 1 + uvarintLen(uint64(len(entries))) + crc32.Size
+	for i := range entries {
+		n += entrySize(&entries[i])
+	}
+	return n
 }
 
 // entrySize is the encoded size of e inside a record.

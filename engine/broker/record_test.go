@@ -43,6 +43,9 @@ func TestRecordRoundTrip(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			data := broker.EncodeRecord(tt.entries)
+			if n := broker.RecordSize(tt.entries); n != len(data) {
+				t.Errorf("RecordSize = %d, encoded %d bytes", n, len(data))
+			}
 			got, err := broker.DecodeRecord(data)
 			if err != nil {
 				t.Fatalf("DecodeRecord: %v", err)
@@ -181,6 +184,9 @@ func FuzzEncodeRecord(f *testing.F) {
 			}
 		}
 		data := broker.EncodeRecord(entries)
+		if size := broker.RecordSize(entries); size != len(data) {
+			t.Fatalf("RecordSize = %d, encoded %d bytes", size, len(data))
+		}
 		got, err := broker.DecodeRecord(data)
 		if err != nil {
 			t.Fatalf("DecodeRecord of EncodeRecord output: %v", err)

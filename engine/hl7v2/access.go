@@ -310,7 +310,8 @@ func (s Segment) Offset() int { return s.m.segs[s.i].off }
 // NumFields returns the highest field number the segment has (MSH counts MSH-1).
 func (s Segment) NumFields() int { return s.m.numFields(s.data()) }
 
-// Field returns field i unescaped, with Get's rules ("" when absent).
+// Field returns field i unescaped, with Get's rules ("" when absent); field 0 is the
+// segment name.
 func (s Segment) Field(i int) string {
 	v, _ := s.Value(i, 0, 0, 0)
 	return v
@@ -319,6 +320,9 @@ func (s Segment) Field(i int) string {
 // Value returns the element at field, repetition, component and subcomponent (1-based; 0 =
 // not given, as in Path) unescaped, and whether it is present.
 func (s Segment) Value(field, rep, comp, sub int) (string, bool) {
+	if field <= 0 {
+		return s.Name(), true
+	}
 	raw, ok, verbatim := s.m.locateIn(s.data(), Path{Field: field, FieldRep: rep, Component: comp, Subcomponent: sub})
 	if !ok {
 		return "", false

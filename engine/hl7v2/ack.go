@@ -95,7 +95,7 @@ type ackSource struct {
 // severity, ERR-8 text), with ERR-1 filled as well for versions before 2.5. Texts are
 // escaped; characters the message's character set lacks become "?". orig may be nil.
 func NewAck(orig *Message, code AckCode, opts AckOptions) *Message {
-	src := ackSource{d: DefaultDelimiters, cs: &charset{}}
+	src := ackSource{d: DefaultDelimiters, cs: asciiCharset}
 	if orig != nil && len(orig.segs) > 0 {
 		raw := func(path string) []byte {
 			p, _ := ParsePath(path)
@@ -316,7 +316,7 @@ func AckBytes(raw []byte, code AckCode, opts AckOptions) []byte {
 
 // salvage reads an MSH as far as it goes.
 func salvage(raw []byte) ackSource {
-	src := ackSource{d: DefaultDelimiters, cs: &charset{}}
+	src := ackSource{d: DefaultDelimiters, cs: asciiCharset}
 	i := bytes.Index(raw, mshPrefix)
 	if i < 0 {
 		return src
@@ -369,8 +369,8 @@ func salvage(raw []byte) ackSource {
 	return src
 }
 
-// sanitize keeps a salvaged value from carrying control bytes (or half an escape
-// sequence's worth of trouble) into the ACK.
+// sanitize drops control bytes from a salvaged value: they have no place in an MSH and an
+// MLLP framing byte would break the ACK's frame.
 func sanitize(b []byte) []byte {
 	out := make([]byte, 0, len(b))
 	for _, c := range b {

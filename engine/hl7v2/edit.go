@@ -13,7 +13,7 @@ func New(d Delimiters) (*Message, error) {
 		return nil, err
 	}
 	data := append([]byte{'M', 'S', 'H', d.Field}, d.Encoding()...)
-	return &Message{d: d, cs: &charset{}, term: termCR, segs: []segment{{data: data, off: -1, term: termCR}}}, nil
+	return &Message{d: d, cs: asciiCharset, term: termCR, segs: []segment{{data: data, off: -1, term: termCR}}}, nil
 }
 
 // Set writes value at path. The value is converted to the message's character set (an

@@ -10,9 +10,10 @@ const hexDigits = "0123456789ABCDEF"
 // Escape encodes s for use as a single value (a field, component or subcomponent without
 // structure) in a message with delimiters d: each delimiter becomes its escape sequence
 // (\F\ \S\ \T\ \R\ \E\, and \P\ for the v2.7 truncation character), a line feed becomes
-// \.br\ and the other control characters (carriage return, the MLLP framing bytes, ...)
-// become \Xhh\, so no value can start a new field, segment or frame. Tab is kept.
-// Unescape(Escape(s, d), d) == s for every s.
+// \.br\ (\X0A\ in the odd message where "." is a delimiter) and the other control
+// characters (carriage return, the MLLP framing bytes, ...) become \Xhh\, so no value can
+// start a new field, segment or frame. Tab is kept. Unescape(Escape(s, d), d) == s for
+// every s.
 func Escape(s string, d Delimiters) string {
 	if !needsEscape(s, &d) {
 		return s
@@ -64,7 +65,7 @@ func appendEscaped[T string | []byte](dst []byte, s T, d *Delimiters) []byte {
 		case 0:
 			dst = append(dst, c)
 		case '.':
-			if d.isDelim('.') || esc == '.' {
+			if d.isDelim('.') || esc == '.' || d.Truncation == '.' {
 				dst = append(dst, esc, 'X', '0', 'A', esc) // \.br\ would be cut at the '.'
 			} else {
 				dst = append(dst, esc, '.', 'b', 'r', esc)

@@ -37,6 +37,9 @@ type Message struct {
 	segs   []segment
 	issues []Issue
 	term   term // terminator for segments added by Set: the first segment's
+
+	// inline holds the segments of a typical message, saving an allocation per parse.
+	inline [12]segment
 }
 
 // Parse reads one message leniently: it accepts what a real interface sees (LF or CRLF
@@ -130,7 +133,11 @@ func parse(data []byte) (*Message, *ParseError) {
 		return nil, perr
 	}
 	m.d = d
-	m.segs = make([]segment, 0, bytes.Count(rest, []byte{'\r'})+bytes.Count(rest, []byte{'\n'})+1)
+	if n := bytes.Count(rest, []byte{'\r'}) + bytes.Count(rest, []byte{'\n'}) + 1; n <= len(m.inline) {
+		m.segs = m.inline[:0]
+	} else {
+		m.segs = make([]segment, 0, n)
+	}
 	var seen [4]bool
 	sc := lineScanner{b: buf, pos: pos, cr: -1, lf: -1}
 	for {
@@ -243,8 +250,17 @@ func (m *Message) checkHeader(body []byte, pos int) {
 	m.cs = cs
 	if note != "" {
 		at := off(18)
-		if cs.cm == nil && !utf8.Valid(body) {
+		switch {
+		case cs.cm == nil && !utf8.Valid(body):
 			at = pos + firstInvalidUTF8(body)
+		case len(decl) == 0 || string(decl) == "ASCII":
+			// The issue is about the content: point at the first byte that is not ASCII.
+			for i, c := range body {
+				if c >= 0x80 {
+					at = pos + i
+					break
+				}
+			}
 		}
 		m.addIssue(1, 18, at, "%s", note)
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -182,7 +183,7 @@ func TestSegments(t *testing.T) {
 	if pid.NumFields() != 13 || segs[0].NumFields() != 12 {
 		t.Errorf("NumFields = %d, MSH %d", pid.NumFields(), segs[0].NumFields())
 	}
-	if pid.Field(5) != "DOE^JOHN^Q" || segs[0].Field(1) != "|" || segs[0].Field(2) != "^~\\&" {
+	if pid.Field(0) != "PID" || pid.Field(5) != "DOE^JOHN^Q" || segs[0].Field(1) != "|" || segs[0].Field(2) != "^~\\&" {
 		t.Errorf("Field = %q %q %q", pid.Field(5), segs[0].Field(1), segs[0].Field(2))
 	}
 	if pid.Repetitions(3) != 2 || pid.Components(3, 2) != 4 || pid.Subcomponents(5, 1, 1) != 1 || pid.Repetitions(40) != 0 {
@@ -435,6 +436,16 @@ func TestIssuePositions(t *testing.T) {
 	if got := pe.Error(); got != "hl7v2: segment 3 (PID) field 5 at byte 49: unterminated escape sequence" {
 		t.Errorf("Error() = %q", got)
 	}
+	// A charset issue points at the first byte that does not fit.
+	for _, in := range []string{
+		"MSH|^~\\&|||||||ADT^A01|1|P|2.5\rPID|Müller\r",
+		"MSH|^~\\&|||||||ADT^A01|1|P|2.5||||||UNICODE UTF-8\rPID|M\xfcller\r",
+	} {
+		is := mustParse(t, in).Issues()
+		if want := strings.Index(in, "PID|M") + 5; len(is) != 1 || is[0].Offset != want {
+			t.Errorf("issues %v for %q", is, in)
+		}
+	}
 }
 
 func TestCharsets(t *testing.T) {
@@ -522,5 +533,30 @@ func TestIssuesAreBounded(t *testing.T) {
 	}
 	if _, err := ParseStrict([]byte(in)); err == nil {
 		t.Error("ParseStrict accepted it")
+	}
+}
+
+// TestConcurrentReads backs the promise that readers may share a Message (run with -race).
+func TestConcurrentReads(t *testing.T) {
+	m := mustParse(t, adt)
+	var wg sync.WaitGroup
+	errs := make(chan string, 8)
+	for g := 0; g < 8; g++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < 200; i++ {
+				if m.Get("PID-5.1") != "DOE" || m.Count("OBX") != 2 || len(m.Encode()) != len(adt) {
+					errs <- "concurrent read returned a wrong value"
+					return
+				}
+				_, _ = m.MarshalJSON()
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Error(e)
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"golang.org/x/text/encoding/charmap"
 )
 
 // genMessage builds a random message: random delimiters (4 or 5 encoding characters),
@@ -14,8 +16,10 @@ import (
 // text escaped with Escape, and a random terminator style. It returns the bytes and the
 // value each leaf path must read back as.
 func genMessage(r *rand.Rand) ([]byte, Delimiters, map[string]string) {
+	latin1 := r.IntN(3) == 0 // else UTF-8
 	const punct = "|^~\\&#!@%*+$?:;=/'`{}()<>_,.\"[]"
-	pick := []byte(punct)
+	// "/" is never a delimiter here: MSH-18 "8859/1" must stay one value.
+	pick := []byte(strings.ReplaceAll(punct, "/", ""))
 	r.Shuffle(len(pick), func(i, j int) { pick[i], pick[j] = pick[j], pick[i] })
 	d := Delimiters{pick[0], pick[1], pick[2], pick[3], pick[4], 0}
 	if r.IntN(3) == 0 {
@@ -28,6 +32,9 @@ func genMessage(r *rand.Rand) ([]byte, Delimiters, map[string]string) {
 	b.WriteByte(d.Field)
 	b.WriteString(d.Encoding())
 	hdr := []string{"APP", "FAC", "RCV", "RFAC", "20260101", "", "ADT" + string(d.Component) + "A01", "C" + fmt.Sprint(r.IntN(1e6)), "P", "2.5", "", "", "", "", "", "UNICODE UTF-8"}
+	if latin1 {
+		hdr[len(hdr)-1] = "8859/1"
+	}
 	for _, f := range hdr {
 		b.WriteByte(d.Field)
 		b.WriteString(f)
@@ -54,7 +61,7 @@ func genMessage(r *rand.Rand) ([]byte, Delimiters, map[string]string) {
 						if sc > 1 {
 							b.WriteByte(d.Subcomponent)
 						}
-						v := randText(r, punct)
+						v := randText(r, punct, latin1)
 						b.WriteString(Escape(v, d))
 						want[fmt.Sprintf("%s-%d[%d].%d.%d", seg, f, rep, c, sc)] = v
 					}
@@ -63,11 +70,21 @@ func genMessage(r *rand.Rand) ([]byte, Delimiters, map[string]string) {
 		}
 		b.WriteString(term)
 	}
+	if latin1 {
+		out, err := charmap.ISO8859_1.NewEncoder().Bytes(b.Bytes())
+		if err != nil {
+			panic(err) // randText only picks Latin-1 characters
+		}
+		return out, d, want
+	}
 	return b.Bytes(), d, want
 }
 
-func randText(r *rand.Rand, punct string) string {
-	alphabet := []string{"a", "Z", "0", " ", "ü", "ë", "ß", "é", "中", "文", "🩻", "\n", "\r", "\t", "\\", "\x00", "\x1c"}
+func randText(r *rand.Rand, punct string, latin1 bool) string {
+	alphabet := []string{"a", "Z", "0", " ", "ü", "ë", "ß", "é", "\n", "\r", "\t", "\\", "\x00", "\x1c"}
+	if !latin1 {
+		alphabet = append(alphabet, "中", "文", "🩻")
+	}
 	for _, c := range punct {
 		alphabet = append(alphabet, string(c))
 	}
@@ -104,7 +121,7 @@ func TestPropertyRoundTrip(t *testing.T) {
 				set := map[string]string{}
 				for k := 0; k < 5; k++ {
 					p := fmt.Sprintf("%s[%d]-%d[%d].%d.%d", []string{"PID", "OBX", "ZXY"}[r.IntN(3)], r.IntN(2)+1, r.IntN(10)+1, r.IntN(3)+1, r.IntN(3)+1, r.IntN(3)+1)
-					v := randText(r, "|^~\\&#")
+					v := randText(r, "|^~\\&#", m.charset().cm != nil)
 					if err := m.Set(p, v); err != nil {
 						t.Fatalf("message %d: Set(%q): %v", i, p, err)
 					}

@@ -50,6 +50,8 @@ var (
 	boolType   = reflect.TypeOf(true)
 	stringType = reflect.TypeOf("")
 	viewType   = reflect.TypeOf((*MsgView)(nil))
+	studyType  = reflect.TypeOf((*StudyView)(nil))
+	orderType  = reflect.TypeOf((*OrderView)(nil))
 )
 
 // CompileFilter compiles a filter expression. Syntax errors, unknown names, type errors,
@@ -110,6 +112,7 @@ func (k *Key) String() string { return k.src }
 var vms = sync.Pool{New: func() any { return new(vm.VM) }}
 
 func run(prog *vm.Program, env Env) (any, error) {
+	env.fill()
 	machine := vms.Get().(*vm.VM)
 	out, err := machine.Run(prog, env)
 	vms.Put(machine)
@@ -172,6 +175,12 @@ func toExprError(src string, err error) *ExprError {
 var goNames = strings.NewReplacer(
 	"*rules.MsgView", "msg",
 	"rules.MsgView", "msg",
+	"*rules.StudyView", "study",
+	"rules.StudyView", "study",
+	"*rules.OrderView", "order",
+	"rules.OrderView", "order",
+	"[]rules.SeriesView", "list of series",
+	"rules.SeriesView", "series",
 	"rules.Env", "the environment",
 	"interface {}", "any",
 	fnGetPath, "msg.Get", fnGet, "msg.Get", fnHasPath, "msg.Has", fnHas, "msg.Has", fnCount, "msg.Count",
@@ -220,6 +229,10 @@ func typeName(t reflect.Type) string {
 	switch {
 	case t == viewType:
 		return "msg"
+	case t == studyType:
+		return "study"
+	case t == orderType:
+		return "order"
 	case t.Kind() == reflect.Map && t.Key().Kind() == reflect.String && t.Elem().Kind() == reflect.String:
 		return "map of strings"
 	}
@@ -345,10 +358,25 @@ func validSegmentName(s string) bool {
 
 // Names an expression can use, for "did you mean" hints.
 var (
-	msgMembers = []string{"Type", "Event", "ControlID", "Version", "Sender", "Facility", "Get", "Has", "Count"}
-	topNames   = []string{"msg", "channel", "meta", "hl7date", "age", "now"}
-	unknownRe  = regexp.MustCompile(`^(?:type msg has no (?:field|method) |unknown name )(\w+)$`)
+	msgMembers    = []string{"Type", "Event", "ControlID", "Version", "Sender", "Facility", "Get", "Has", "Count"}
+	studyMembers  = fieldNames(StudyView{})
+	orderMembers  = fieldNames(OrderView{})
+	seriesMembers = fieldNames(SeriesView{})
+	topNames      = []string{"msg", "channel", "meta", "study", "order", "hl7date", "age", "now"}
+	unknownRe     = regexp.MustCompile(`^(?:type (msg|study|order|series) has no (?:field|method) |unknown name )(\w+)$`)
 )
+
+// fieldNames lists the exported fields of a view struct, in declaration order.
+func fieldNames(v any) []string {
+	t := reflect.TypeOf(v)
+	var out []string
+	for i := range t.NumField() {
+		if f := t.Field(i); f.IsExported() {
+			out = append(out, f.Name)
+		}
+	}
+	return out
+}
 
 // suggest appends the closest known name to an "unknown name" message.
 func suggest(msg string) string {
@@ -356,14 +384,21 @@ func suggest(msg string) string {
 	if m == nil {
 		return msg
 	}
-	names := topNames
-	if strings.HasPrefix(msg, "type msg") {
-		names = msgMembers
+	names, what := topNames, "known names"
+	switch m[1] {
+	case "msg":
+		names, what = msgMembers, "msg has"
+	case "study":
+		names, what = studyMembers, "study has"
+	case "order":
+		names, what = orderMembers, "order has"
+	case "series":
+		names, what = seriesMembers, "a series has"
 	}
 	best, bestD := "", 0
 	for _, n := range names {
 		// One edit per three letters is a typo; more is another word.
-		d := distance(strings.ToLower(m[1]), strings.ToLower(n))
+		d := distance(strings.ToLower(m[2]), strings.ToLower(n))
 		if d <= max(1, len(n)/3) && (best == "" || d < bestD) {
 			best, bestD = n, d
 		}
@@ -371,10 +406,10 @@ func suggest(msg string) string {
 	if best != "" {
 		return msg + " (did you mean " + best + "?)"
 	}
-	if strings.HasPrefix(msg, "type msg") {
-		return msg + " (msg has " + strings.Join(msgMembers, ", ") + ")"
+	if what == "known names" {
+		return msg + " (known names: " + strings.Join(names, ", ") + ")"
 	}
-	return msg + " (known names: " + strings.Join(topNames, ", ") + ")"
+	return msg + " (" + what + " " + strings.Join(names, ", ") + ")"
 }
 
 // distance is the optimal string alignment distance between a and b: the Levenshtein

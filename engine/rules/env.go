@@ -12,6 +12,10 @@ type Env struct {
 	Msg     *MsgView          `expr:"msg"`
 	Channel string            `expr:"channel"`
 	Meta    map[string]string `expr:"meta"` // source facts such as remote_addr, tls_subject, listener
+	// Study is the imaging study of a study message; Order is the order it joined. Both
+	// may be nil: expressions then see zero values (see StudyView and OrderView).
+	Study *StudyView `expr:"study"`
+	Order *OrderView `expr:"order"`
 }
 
 // MsgView is the read-only face of an HL7v2 message inside expressions. The header fields

@@ -1,7 +1,8 @@
 // Package store is Osprey's searchable message history: every message as received, each
 // stage it went through, each delivery attempt with the peer's reply, and the dead letters.
 // JetStream holds work in flight; the store is what an analyst searches and reprocesses
-// from. One interface, two implementations: SQLite (embedded default) and PostgreSQL.
+// from. It also keeps the order context that studies join (Order). One interface, two
+// implementations: SQLite (embedded default) and PostgreSQL.
 //
 // Every write is idempotent by its natural key (message id; message id + stage seq;
 // message id + destination + attempt number), so a redelivery after a crash never
@@ -146,7 +147,39 @@ type DeadLetterPage struct {
 	Next       string     `json:"next,omitempty"`
 }
 
-// ErrNotFound is returned when a message or delivery does not exist.
+// Order is the order context of one imaging procedure, as the RIS last described it in an
+// ORM^O01 or OMI^O23 message (see engine/orders for where each field comes from). A study
+// joins its order by accession number.
+type Order struct {
+	Accession         string `json:"accession"`                     // the key
+	PlacerOrderNumber string `json:"placer_order_number,omitempty"` // ORC-2 / OBR-2
+	FillerOrderNumber string `json:"filler_order_number,omitempty"` // ORC-3 / OBR-3
+	PatientID         string `json:"patient_id,omitempty"`          // PID-3.1 of the first repetition
+	PatientName       string `json:"patient_name,omitempty"`        // PID-5 as encoded, "DOE^JANE"
+	PatientSex        string `json:"patient_sex,omitempty"`         // PID-8
+	PatientBirthDate  string `json:"patient_birth_date,omitempty"`  // PID-7, HL7 date
+	// Priority is the order's priority code, upper case: S (stat), A (ASAP), R (routine),
+	// P, C, T, PRN. From TQ1-9, ORC-7.6, OBR-27.6 or OBR-5, the first that is given.
+	Priority         string    `json:"priority,omitempty"`
+	OrderingProvider string    `json:"ordering_provider,omitempty"` // ORC-12 / OBR-16, "1234^SMITH^JANE"
+	Location         string    `json:"location,omitempty"`          // PV1-3.1, the point of care
+	ProcedureCode    string    `json:"procedure_code,omitempty"`    // OBR-4.1
+	ProcedureText    string    `json:"procedure_text,omitempty"`    // OBR-4.2
+	Reason           string    `json:"reason,omitempty"`            // OBR-31 (text, else code), else OBR-13
+	Status           string    `json:"status,omitempty"`            // HL7 table 0038: CA, DC, CM, IP, SC, HD...
+	MessageID        string    `json:"message_id,omitempty"`        // the message that last updated it
+	Channel          string    `json:"channel,omitempty"`           // the channel that message came in on
+	OrderedAt        time.Time `json:"ordered_at,omitzero"`         // ORC-9 / OBR-6 / MSH-7; zero when unknown
+	UpdatedAt        time.Time `json:"updated_at"`                  // MSH-7 of the last message, else when it was processed
+	// MessageIDs is the history: every message that described this order, oldest first.
+	// Order and OrderByNumber fill it; PutOrder ignores it (MessageID is what joins).
+	MessageIDs []string `json:"message_ids,omitempty"`
+}
+
+// ErrInvalidOrder is returned by PutOrder for an order it cannot key (no accession).
+var ErrInvalidOrder = errors.New("store: invalid order")
+
+// ErrNotFound is returned when a message, delivery or order does not exist.
 var ErrNotFound = errors.New("store: not found")
 
 // ErrInvalidCursor is returned when a Query or DeadLetterQuery carries a cursor that no
@@ -188,6 +221,20 @@ type Store interface {
 	// attempts and deliveries, in batches of at most batch rows per transaction so ingest is
 	// never blocked for long. It returns how many messages it deleted.
 	Prune(ctx context.Context, channel string, before time.Time, batch int) (int64, error)
+	// PutOrder records order context (see Order), keyed by accession number. A later
+	// message for the same accession updates the stored order field by field: a non-empty
+	// field replaces the stored one, an empty field keeps it, OrderedAt keeps the first value
+	// known. A message older than the stored state (by UpdatedAt) changes no field, so a
+	// late or replayed old message cannot undo a newer one; its message id still joins the
+	// history. Writing the same message twice changes nothing. An empty Accession is an
+	// error wrapping ErrInvalidOrder.
+	PutOrder(ctx context.Context, o Order) error
+	// Order returns the order context of an accession number, with MessageIDs filled, or
+	// ErrNotFound.
+	Order(ctx context.Context, accession string) (Order, error)
+	// OrderByNumber returns the most recently updated order whose placer or filler order
+	// number is n, or ErrNotFound.
+	OrderByNumber(ctx context.Context, n string) (Order, error)
 	// Ping checks the store is reachable (for /readyz).
 	Ping(ctx context.Context) error
 	Close() error

@@ -53,8 +53,9 @@ type Options struct {
 
 // Store is a store.Store on one SQLite database.
 type Store struct {
-	w *sql.DB // the single writer connection
-	r *sql.DB // the read pool; the same as w for Memory
+	w  *sql.DB // the single writer connection
+	r  *sql.DB // the read pool; the same as w for Memory
+	wr *writer // group commit on w
 
 	closeOnce sync.Once
 	closeErr  error
@@ -140,6 +141,7 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		s.r.SetMaxOpenConns(opts.ReadConns)
 		s.r.SetMaxIdleConns(opts.ReadConns)
 	}
+	s.wr = newWriter(s.w)
 	if err := s.migrate(ctx); err != nil {
 		s.Close()
 		return nil, fmt.Errorf("store/sqlite: open %s: %w", path, err)
@@ -193,9 +195,10 @@ func (s *Store) migrate(ctx context.Context) error {
 	})
 }
 
-// write runs fn in a transaction on the writer connection.
+// write runs fn in a write transaction on the writer connection, possibly shared with other
+// writes that were waiting at the same time (see writer); fn's own failure undoes only fn.
 func (s *Store) write(ctx context.Context, fn func(*sql.Tx) error) error {
-	return inTx(ctx, s.w, fn)
+	return s.wr.do(ctx, fn)
 }
 
 // read runs fn in a read transaction, so multi-query reads see one snapshot.
@@ -773,6 +776,9 @@ func (s *Store) Ping(ctx context.Context) error {
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		var errs []error
+		if s.wr != nil {
+			s.wr.stop()
+		}
 		if s.w != nil {
 			if _, err := s.w.Exec(`PRAGMA optimize`); err != nil {
 				errs = append(errs, err)

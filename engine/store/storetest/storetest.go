@@ -55,6 +55,11 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"NotFound", testNotFound},
 		{"Canceled", testCanceled},
 		{"PingClose", testPingClose},
+		{"Orders", testOrders},
+		{"OrderMerge", testOrderMerge},
+		{"OrderByNumber", testOrderByNumber},
+		{"OrderInvalid", testOrderInvalid},
+		{"OrderConcurrent", testOrderConcurrent},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open(t)) })

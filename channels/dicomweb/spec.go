@@ -1,0 +1,375 @@
+package dicomweb
+
+import (
+	"errors"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/osprey-health/osprey/engine"
+	"github.com/osprey-health/osprey/engine/spec"
+)
+
+// Field names, shared by the specs and the constructors that read them.
+const (
+	fAddress        = "address"
+	fBasePath       = "base_path"
+	fPublicURL      = "public_url"
+	fTokens         = "tokens"
+	fTokenKey       = "token_key"
+	fTLS            = "tls"
+	fCertFile       = "cert_file"
+	fKeyFile        = "key_file"
+	fClientCAFile   = "client_ca_file"
+	fMinVersion     = "min_version"
+	fCAFile         = "ca_file"
+	fInsecure       = "insecure_skip_verify"
+	fMaxRequestSize = "max_request_size"
+	fQuietPeriod    = "quiet_period"
+	fRetention      = "retention"
+	fBucket         = "bucket"
+	fPath           = "path"
+	fURL            = "url"
+	fAllowedURLs    = "allowed_urls"
+	fAuth           = "auth"
+	fToken          = "token"
+	fUsername       = "username"
+	fPassword       = "password"
+	fTimeout        = "timeout"
+	fInterval       = "interval"
+	fLookback       = "lookback"
+	fWaitStable     = "wait_stable"
+)
+
+func init() {
+	engine.RegisterSource(SourceSpec(), func(conf *spec.Parsed, res engine.Resources) (engine.Source, error) {
+		return NewSource(sourceConfig(conf), res)
+	})
+	engine.RegisterSource(NotifySpec(), func(conf *spec.Parsed, res engine.Resources) (engine.Source, error) {
+		return NewNotifySource(notifyConfig(conf), res)
+	})
+	engine.RegisterSource(PollSpec(), func(conf *spec.Parsed, res engine.Resources) (engine.Source, error) {
+		return NewPoller(pollConfig(conf), res)
+	})
+	engine.RegisterDestination(DestinationSpec(), func(conf *spec.Parsed, res engine.Resources) (engine.Destination, error) {
+		return NewDestination(destinationConfig(conf), res)
+	})
+}
+
+func positiveDuration(v any) error {
+	if d, ok := v.(time.Duration); ok && d <= 0 {
+		return errors.New("must be longer than 0")
+	}
+	return nil
+}
+
+func nonNegativeDuration(v any) error {
+	if d, ok := v.(time.Duration); ok && d < 0 {
+		return errors.New("must not be negative")
+	}
+	return nil
+}
+
+func positiveSize(v any) error {
+	if n, ok := v.(int64); ok && n < 1 {
+		return errors.New("must be at least 1 byte")
+	}
+	return nil
+}
+
+func httpURL(v any) error {
+	s, _ := v.(string)
+	if s == "" || strings.Contains(s, "${") {
+		return nil
+	}
+	u, err := url.Parse(s)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return errors.New("must be an http:// or https:// URL")
+	}
+	return nil
+}
+
+func basePath(v any) error {
+	if s, _ := v.(string); !strings.HasPrefix(s, "/") {
+		return errors.New(`must start with "/"`)
+	}
+	return nil
+}
+
+func bucketName(v any) error {
+	s, _ := v.(string)
+	for _, r := range s {
+		if !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_') {
+			return errors.New("may hold only letters, digits, - and _")
+		}
+	}
+	return nil
+}
+
+func serverTLSField() spec.Field {
+	return spec.NewObject(fTLS, "Serve HTTPS instead of HTTP. Omit for plain HTTP.",
+		spec.NewString(fCertFile, "PEM file with the server certificate chain."),
+		spec.NewString(fKeyFile, "PEM file with the server private key."),
+		spec.NewString(fClientCAFile, "PEM file with the CAs client certificates must chain to; setting it requires every client to present one.").AsOptional(),
+		spec.NewString(fMinVersion, "Lowest TLS version accepted.").WithDefault("1.2").WithEnum("1.2", "1.3"),
+	).AsOptional()
+}
+
+func clientTLSField() spec.Field {
+	return spec.NewObject(fTLS, "TLS settings for an https:// URL. Omit to use the system roots.",
+		spec.NewString(fCAFile, "PEM file with the CAs that sign the server's certificate; the system roots when omitted.").AsOptional(),
+		spec.NewString(fCertFile, "PEM file with a client certificate, for servers that require one.").AsOptional(),
+		spec.NewString(fKeyFile, "PEM file with the client certificate's private key.").AsOptional(),
+		spec.NewBool(fInsecure, "Accept any server certificate. Never in production.").WithDefault(false).AsAdvanced(),
+	).AsOptional()
+}
+
+func authField(what string) spec.Field {
+	return spec.NewObject(fAuth, "Credentials for "+what+": a bearer token, or a user name and password (HTTP basic). Omit for none.",
+		spec.NewString(fToken, "Bearer token sent as `Authorization: Bearer ...`.").AsOptional().AsSecret(),
+		spec.NewString(fUsername, "User name for HTTP basic authentication.").AsOptional(),
+		spec.NewString(fPassword, "Password for HTTP basic authentication.").AsOptional().AsSecret(),
+	).AsOptional()
+}
+
+func tokensField(what string) spec.Field {
+	return spec.NewStrings(fTokens, "Bearer tokens accepted from "+what+". Empty accepts requests without a token: keep such a listener on loopback.").
+		AsOptional().AsSecret().WithExamples([]any{"${OSPREY_DICOMWEB_TOKEN}"})
+}
+
+// SourceSpec declares the configuration of source.dicomweb.
+func SourceSpec() spec.Component {
+	return spec.Component{
+		Name:    "dicomweb",
+		Summary: "Receive studies by STOW-RS and serve them back by WADO-RS and QIDO-RS; one message per complete study.",
+		Description: `A DICOMweb origin server. Modalities, PACSes and gateways push instances with STOW-RS
+(` + "`POST {base}/studies`" + `, multipart/related; type="application/dicom"). Each part is checked
+(Part 10 header, parses, SOP Class/Instance, Study and Series Instance UIDs, the study of the URL)
+and kept in a JetStream object store for ` + "`retention`" + `; a SOP Instance UID already held
+is accepted again without being stored twice. The answer is the PS3.18 response dataset:
+200 when every instance was stored, 202 when some failed, 409 when none was, 415 for another
+content type, 413 over ` + "`max_request_size`" + `.
+
+A study is complete when no instance has arrived for ` + "`quiet_period`" + `; the channel then
+gets one message of type ` + "`application/vnd.osprey.study+json`" + ` (a study summary, see
+docs/dicomweb.md). Studies in progress are tracked in JetStream, so a restart does not lose
+them. A study without AccessionNumber is accepted and announced with a warning.
+
+The same server answers WADO-RS (studies, series, instances, metadata, frames of uncompressed
+images) and QIDO-RS for what it holds, for AI plugins. Bearer ` + "`tokens`" + ` open everything;
+study-scoped tokens minted by the plugin layer (signed with ` + "`token_key`" + `) open one study for
+a short time.`,
+		Fields: []spec.Field{
+			spec.NewString(fAddress, "Host and port to listen on. Use 0.0.0.0:8081 to accept connections from the network.").
+				WithDefault(DefaultAddress).WithExamples("0.0.0.0:8081"),
+			spec.NewString(fBasePath, "Path of the DICOMweb service root.").WithDefault(DefaultBasePath).WithLint(basePath),
+			spec.NewString(fPublicURL, "Service root as clients reach it (behind a proxy), used in RetrieveURL and study messages. Derived from the listener when omitted.").
+				AsOptional().WithLint(httpURL).WithExamples("https://osprey.example.org/dicom-web").AsAdvanced(),
+			tokensField("STOW-RS, WADO-RS and QIDO-RS clients"),
+			spec.NewString(fTokenKey, "Key that signs study-scoped tokens (at least 32 characters). A random key is made at start when omitted, and scoped tokens then do not survive a restart.").
+				AsOptional().AsSecret(),
+			serverTLSField(),
+			spec.NewBytes(fMaxRequestSize, "Largest STOW-RS request accepted; a larger one is answered 413. Parts are read one at a time, never the whole request.").
+				WithDefault("2GiB").WithLint(positiveSize),
+			spec.NewDuration(fQuietPeriod, "A study is complete when no instance of it has arrived for this long.").WithDefault("30s").WithLint(positiveDuration),
+			spec.NewDuration(fRetention, "How long received instances are kept for WADO-RS.").WithDefault("24h").WithLint(positiveDuration),
+			spec.NewString(fBucket, `JetStream object store bucket for the instances; "osprey-<channel>-instances" when omitted.`).
+				AsOptional().WithLint(bucketName).AsAdvanced(),
+		},
+		Examples: []spec.Example{
+			{
+				Title:   "Loopback endpoint for a local PACS gateway",
+				Summary: "The defaults, with a token.",
+				YAML:    "tokens: [\"${OSPREY_DICOMWEB_TOKEN}\"]\n",
+			},
+			{
+				Title:   "Network endpoint with TLS",
+				Summary: "Studies from the modalities' router; announce after two quiet minutes.",
+				YAML: `address: 0.0.0.0:8443
+tokens: ["${OSPREY_DICOMWEB_TOKEN}"]
+token_key: ${OSPREY_TOKEN_KEY}
+quiet_period: 2m
+retention: 48h
+tls:
+  cert_file: /etc/osprey/tls/server.crt
+  key_file: /etc/osprey/tls/server.key
+`,
+			},
+		},
+	}
+}
+
+// NotifySpec declares the configuration of source.dicomweb_notify.
+func NotifySpec() spec.Component {
+	return spec.Component{
+		Name:    "dicomweb_notify",
+		Summary: "Take \"study stable\" webhooks from a PACS, read the study's metadata by WADO-RS and hand the channel a study message.",
+		Description: `Listens for ` + "`POST {path}`" + ` with a JSON body such as
+` + "`{\"event\":\"study.stable\",\"study_instance_uid\":\"1.2...\",\"accession_number\":\"A123\",\"dicomweb\":\"http://pacs:8042/dicom-web\"}`" + `
+(examples/studies/orthanc-notify.lua sends it from Orthanc's OnStableStudy). The source then
+reads ` + "`GET {dicomweb}/studies/{uid}/metadata`" + ` with ` + "`auth`" + `, summarises the study and hands
+it to the channel; the webhook is answered 202 once the engine has it, 502 when the PACS could
+not be read, 503 when the engine could not take it (the sender should retry).
+
+` + "`dicomweb`" + ` may be omitted, and then ` + "`url`" + ` is used; when given, it must be ` + "`url`" + ` or one of
+` + "`allowed_urls`" + `, so a webhook can never make Osprey send its PACS credentials elsewhere.`,
+		Fields: []spec.Field{
+			spec.NewString(fAddress, "Host and port to listen on.").WithDefault("127.0.0.1:8082"),
+			spec.NewString(fPath, "Path that takes the notifications.").WithDefault("/notify").WithLint(basePath),
+			tokensField("the PACS posting notifications"),
+			serverTLSField(),
+			spec.NewString(fURL, "DICOMweb service root of the PACS, used when a notification names none.").
+				WithLint(httpURL).WithExamples("http://127.0.0.1:8042/dicom-web"),
+			spec.NewStrings(fAllowedURLs, "Other DICOMweb roots a notification may name (several PACSes behind one webhook).").AsOptional().AsAdvanced(),
+			authField("the PACS's WADO-RS"),
+			spec.NewDuration(fTimeout, "How long reading a study's metadata may take.").WithDefault("60s").WithLint(positiveDuration),
+			clientTLSField(),
+		},
+		Examples: []spec.Example{{
+			Title:   "Orthanc on the same host",
+			Summary: "Orthanc's Lua script posts to http://127.0.0.1:8082/notify.",
+			YAML: `url: http://127.0.0.1:8042/dicom-web
+tokens: ["${OSPREY_NOTIFY_TOKEN}"]
+auth:
+  username: osprey
+  password: ${ORTHANC_PASSWORD}
+`,
+		}},
+	}
+}
+
+// PollSpec declares the configuration of source.qido_poll.
+func PollSpec() spec.Component {
+	return spec.Component{
+		Name:    "qido_poll",
+		Summary: "Poll a PACS with QIDO-RS for new studies, read each one's metadata by WADO-RS and hand the channel a study message.",
+		Description: `For a PACS that cannot call out. Every ` + "`interval`" + ` the source asks
+` + "`GET {url}/studies?StudyDate={today-lookback}-{today}`" + `, and for each study it has not announced
+yet reads its metadata, summarises it and hands it to the channel. With ` + "`wait_stable`" + ` a study
+is announced only once its NumberOfStudyRelatedInstances is the same on two polls in a row, so
+a study still arriving is not announced half-way. The studies announced are remembered in a
+JetStream key-value bucket for ` + "`lookback`" + ` plus a day, so a restart does not announce them again.`,
+		Fields: []spec.Field{
+			spec.NewString(fURL, "DICOMweb service root of the PACS.").WithLint(httpURL).WithExamples("http://127.0.0.1:8042/dicom-web"),
+			spec.NewDuration(fInterval, "Time between polls.").WithDefault("1m").WithLint(positiveDuration),
+			spec.NewDuration(fLookback, "How far back StudyDate may lie; 0 searches without a date (small archives and tests).").
+				WithDefault("24h").WithLint(nonNegativeDuration),
+			spec.NewBool(fWaitStable, "Announce a study only when its instance count did not change between two polls.").WithDefault(true),
+			authField("the PACS's QIDO-RS and WADO-RS"),
+			spec.NewDuration(fTimeout, "How long one request to the PACS may take.").WithDefault("60s").WithLint(positiveDuration),
+			clientTLSField(),
+			spec.NewString(fBucket, `JetStream key-value bucket remembering announced studies; "osprey-<channel>-qido-seen" when omitted.`).
+				AsOptional().WithLint(bucketName).AsAdvanced(),
+		},
+		Examples: []spec.Example{{
+			Title:   "Poll the PACS every 30 seconds",
+			Summary: "Bearer token from the environment.",
+			YAML: `url: https://pacs.example.org/dicom-web
+interval: 30s
+auth:
+  token: ${PACS_TOKEN}
+`,
+		}},
+	}
+}
+
+// DestinationSpec declares the configuration of destination.dicomweb.
+func DestinationSpec() spec.Component {
+	return spec.Component{
+		Name:    "dicomweb",
+		Summary: "Store DICOM instances (structured reports, say) in a PACS by STOW-RS.",
+		Description: `Sends the message body, one Part 10 instance (` + "`application/dicom`" + `) or a ready
+multipart/related body, as ` + "`POST {url}/studies`" + `. 200 is delivered; so is a 202 or 409 whose
+only failures say the instance already exists (Failure Reason 0111H), which makes retries safe.
+5xx answers and timeouts are transport errors that the channel retries; any other 4xx, or a
+response that refuses the instance, is a rejection. The response dataset is stored as the
+delivery's reply.`,
+		Fields: []spec.Field{
+			spec.NewString(fURL, "DICOMweb service root of the PACS.").WithLint(httpURL).WithExamples("http://127.0.0.1:8042/dicom-web"),
+			authField("the PACS's STOW-RS"),
+			spec.NewDuration(fTimeout, "How long one STOW-RS request may take.").WithDefault("60s").WithLint(positiveDuration),
+			clientTLSField(),
+		},
+		Examples: []spec.Example{{
+			Title:   "Results back to Orthanc",
+			Summary: "Basic authentication with the password from the environment.",
+			YAML: `url: http://127.0.0.1:8042/dicom-web
+auth:
+  username: osprey
+  password: ${ORTHANC_PASSWORD}
+`,
+		}},
+	}
+}
+
+func sourceConfig(p *spec.Parsed) SourceConfig {
+	cfg := SourceConfig{
+		Address:        p.String(fAddress),
+		BasePath:       p.String(fBasePath),
+		PublicURL:      p.String(fPublicURL),
+		Tokens:         p.Strings(fTokens),
+		MaxRequestSize: p.Bytes(fMaxRequestSize),
+		QuietPeriod:    p.Duration(fQuietPeriod),
+		Retention:      p.Duration(fRetention),
+		Bucket:         p.String(fBucket),
+		TLS:            serverTLS(p),
+	}
+	if k := p.String(fTokenKey); k != "" {
+		cfg.TokenKey = []byte(k)
+	}
+	return cfg
+}
+
+func serverTLS(p *spec.Parsed) *ServerTLS {
+	if !p.Has(fTLS) {
+		return nil
+	}
+	t := p.Object(fTLS)
+	return &ServerTLS{CertFile: t.String(fCertFile), KeyFile: t.String(fKeyFile), ClientCAFile: t.String(fClientCAFile), MinVersion: t.String(fMinVersion)}
+}
+
+func clientTLS(p *spec.Parsed) *ClientTLS {
+	if !p.Has(fTLS) {
+		return nil
+	}
+	t := p.Object(fTLS)
+	return &ClientTLS{CAFile: t.String(fCAFile), CertFile: t.String(fCertFile), KeyFile: t.String(fKeyFile), InsecureSkipVerify: t.Bool(fInsecure)}
+}
+
+func auth(p *spec.Parsed) Auth {
+	if !p.Has(fAuth) {
+		return Auth{}
+	}
+	a := p.Object(fAuth)
+	return Auth{Token: a.String(fToken), Username: a.String(fUsername), Password: a.String(fPassword)}
+}
+
+func notifyConfig(p *spec.Parsed) NotifyConfig {
+	return NotifyConfig{
+		Address:     p.String(fAddress),
+		Path:        p.String(fPath),
+		Tokens:      p.Strings(fTokens),
+		TLS:         serverTLS(p),
+		URL:         p.String(fURL),
+		AllowedURLs: p.Strings(fAllowedURLs),
+		Client:      ClientConfig{Auth: auth(p), Timeout: p.Duration(fTimeout), TLS: clientTLS(p)},
+	}
+}
+
+func pollConfig(p *spec.Parsed) PollConfig {
+	return PollConfig{
+		URL:        p.String(fURL),
+		Interval:   p.Duration(fInterval),
+		Lookback:   p.Duration(fLookback),
+		WaitStable: p.Bool(fWaitStable),
+		Bucket:     p.String(fBucket),
+		Client:     ClientConfig{Auth: auth(p), Timeout: p.Duration(fTimeout), TLS: clientTLS(p)},
+	}
+}
+
+func destinationConfig(p *spec.Parsed) DestinationConfig {
+	return DestinationConfig{
+		URL:    p.String(fURL),
+		Client: ClientConfig{Auth: auth(p), Timeout: p.Duration(fTimeout), TLS: clientTLS(p)},
+	}
+}

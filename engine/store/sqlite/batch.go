@@ -1,0 +1,121 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+)
+
+// maxBatch bounds how many writes share one transaction, so one commit never grows large
+// enough to hold up readers' checkpoints for long.
+const maxBatch = 64
+
+var errWriterClosed = errors.New("store closed")
+
+// writer group-commits writes. SQLite has one writer, so concurrent writes queue for it
+// anyway; instead of one transaction each, every write waiting when the previous
+// transaction ends goes into the next one, each inside its own savepoint. A write that
+// fails is rolled back to its savepoint alone and gets its own error; the others commit.
+// Under load (eight delivery lanes recording attempts while the processor stores messages)
+// this turns dozens of commits into one.
+type writer struct {
+	db      *sql.DB
+	reqs    chan *writeReq
+	quit    chan struct{}
+	stopped chan struct{}
+}
+
+type writeReq struct {
+	ctx  context.Context
+	fn   func(*sql.Tx) error
+	done chan error
+}
+
+func newWriter(db *sql.DB) *writer {
+	w := &writer{db: db, reqs: make(chan *writeReq), quit: make(chan struct{}), stopped: make(chan struct{})}
+	go w.loop()
+	return w
+}
+
+// do runs fn in a write transaction, possibly shared with other writes, and returns once
+// that transaction has committed or fn's work has been rolled back.
+func (w *writer) do(ctx context.Context, fn func(*sql.Tx) error) error {
+	req := &writeReq{ctx: ctx, fn: fn, done: make(chan error, 1)}
+	select {
+	case w.reqs <- req:
+	case <-w.quit:
+		return errWriterClosed
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	return <-req.done
+}
+
+// stop lets the transaction in progress finish and refuses later writes.
+func (w *writer) stop() {
+	select {
+	case <-w.quit:
+	default:
+		close(w.quit)
+	}
+	<-w.stopped
+}
+
+func (w *writer) loop() {
+	defer close(w.stopped)
+	for {
+		var first *writeReq
+		select {
+		case first = <-w.reqs:
+		case <-w.quit:
+			return
+		}
+		batch := []*writeReq{first}
+	more:
+		for len(batch) < maxBatch {
+			select {
+			case r := <-w.reqs:
+				batch = append(batch, r)
+			default:
+				break more
+			}
+		}
+		w.run(batch)
+	}
+}
+
+func (w *writer) run(batch []*writeReq) {
+	if len(batch) == 1 {
+		r := batch[0]
+		r.done <- inTx(r.ctx, w.db, r.fn)
+		return
+	}
+	errs := make([]error, len(batch))
+	err := inTx(context.Background(), w.db, func(tx *sql.Tx) error {
+		for i, r := range batch {
+			if err := r.ctx.Err(); err != nil {
+				errs[i] = err
+				continue
+			}
+			if _, err := tx.Exec(`SAVEPOINT osprey_write`); err != nil {
+				return err
+			}
+			if err := r.fn(tx); err != nil {
+				errs[i] = err
+				if _, err := tx.Exec(`ROLLBACK TO osprey_write`); err != nil {
+					return err
+				}
+			}
+			if _, err := tx.Exec(`RELEASE osprey_write`); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	for i, r := range batch {
+		if err != nil && errs[i] == nil {
+			errs[i] = err // the shared transaction did not commit: none of it is written
+		}
+		r.done <- errs[i]
+	}
+}

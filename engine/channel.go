@@ -166,11 +166,20 @@ func (ch *channel) run(ctx context.Context) error {
 		}
 		workers = append(workers, w)
 	}
+	hold, err := ch.newHolder(ctx) // context.go: nil unless the channel holds studies for their orders
+	if err != nil {
+		cancel()
+		return fmt.Errorf("join: %w", err)
+	}
 	ch.mu.Lock()
 	ch.runCancel = cancel
 	ch.mu.Unlock()
 	ch.runDone.Add(1 + len(workers))
 	go func() { defer ch.runDone.Done(); proc.run(runCtx) }()
+	if hold != nil {
+		ch.runDone.Add(1)
+		go func() { defer ch.runDone.Done(); hold.run(runCtx) }()
+	}
 	for _, w := range workers {
 		go func() { defer ch.runDone.Done(); w.run(runCtx) }()
 	}

@@ -101,6 +101,10 @@ type Destination interface {
 // ErrRejected marks an error where the peer received the message and refused it.
 var ErrRejected = errors.New("rejected by peer")
 
+// ErrUndeliverable marks an error no retry can cure: the message cannot be sent as it is
+// (an HL7 message without MSH-10 to match its ACK by). The engine dead-letters it at once.
+var ErrUndeliverable = errors.New("undeliverable")
+
 // Optional lifecycle steps, in the order the engine calls them: construct (no side effects),
 // Provision, use, Close. A component implements only the ones it needs.
 type (

@@ -261,7 +261,8 @@ func (w *worker) deliver(ctx context.Context, j job) bool {
 			d.errored.Add(1)
 			d.note(fmt.Sprintf("message %s attempt %d: %v", e.ID, n, err))
 			status = store.DeliveryQueued
-			if (rejected && d.cfg.OnReject == "dead_letter") || (pol.MaxAttempts > 0 && n-first+1 >= pol.MaxAttempts) {
+			if errors.Is(err, ErrUndeliverable) || (rejected && d.cfg.OnReject == "dead_letter") ||
+				(pol.MaxAttempts > 0 && n-first+1 >= pol.MaxAttempts) {
 				status = store.DeliveryDeadLetter
 			}
 		}

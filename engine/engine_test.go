@@ -584,3 +584,15 @@ func TestOversizeMessageIsRejectedAndKept(t *testing.T) {
 		t.Errorf("stored %s, %d bytes, control id %q: want rejected, %d bytes, BIG1", d.Message.Status, len(d.Message.Raw), d.Message.ControlID, len(big))
 	}
 }
+
+func TestUndeliverableIsDeadLetteredAtOnce(t *testing.T) {
+	h := newHarness(t, simple)
+	h.captures["out"].setAnswer(func(string, int) error {
+		return fmt.Errorf("no MSH-10 to match the ACK by: %w", engine.ErrUndeliverable)
+	})
+	rec := h.send(hl7msg("ADT^A08", "U1", "P1"))
+	waitFor(t, "dead letter", 10*time.Second, func() bool { return h.status(rec.ID) == store.StatusError })
+	if d, _ := h.st.Get(context.Background(), rec.ID); len(d.Attempts) != 1 {
+		t.Errorf("%d attempts, want 1: retrying cannot help an undeliverable message", len(d.Attempts))
+	}
+}

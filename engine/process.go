@@ -76,6 +76,11 @@ type outcome struct {
 	rec     store.Message
 	stages  []store.Stage
 	entries map[*destination]broker.Entry
+
+	// Study context (context.go).
+	orders   []store.Order // order context the message carries, recorded with it
+	held     *broker.Entry // a study waiting for its order: goes to the hold stream
+	released bool          // a study back from the hold stream
 }
 
 func (p *processor) handle(ctx context.Context, m jetstream.Msg) {
@@ -124,6 +129,9 @@ func (ch *channel) commitOutcomes(ctx context.Context, outs []outcome, seq uint6
 	if !retry(ctx, ch, "store messages", op(func(c context.Context) error { return st.PutMessages(c, recs) })) {
 		return false
 	}
+	if !ch.commitContext(ctx, outs, op) {
+		return false
+	}
 	var deliveries []store.Delivery
 	perDest := map[*destination][]broker.Entry{}
 	for _, o := range outs {
@@ -133,7 +141,7 @@ func (ch *channel) commitOutcomes(ctx context.Context, outs []outcome, seq uint6
 			}
 		}
 		for d, e := range o.entries {
-			if redelivered {
+			if redelivered || o.released {
 				// A first pass may have got this far and the destination may have delivered it since.
 				old, err := st.Delivery(ctx, o.rec.ID, d.name)
 				if err == nil {
@@ -171,8 +179,8 @@ func seqOf(meta *jetstream.MsgMetadata) uint64 {
 	return meta.Sequence.Stream
 }
 
-// process runs one message through filter and transforms. It is pure apart from counters:
-// what it decides is written by handle.
+// process runs one message through filter and transforms. It is pure apart from counters
+// and, for a study, the read of its order (context.go): what it decides is written by handle.
 func (ch *channel) process(e broker.Entry) outcome {
 	received, _ := time.Parse(time.RFC3339Nano, e.Headers[hdrReceived])
 	o := outcome{rec: store.Message{ID: e.ID, Channel: ch.name, ContentType: e.Headers[hdrContentType], Raw: e.Body,
@@ -194,6 +202,7 @@ func (ch *channel) process(e broker.Entry) outcome {
 		return o
 	}
 	var env rules.Env
+	haveEnv := msg != nil // filters, keys and routing run on HL7 messages and studies
 	if msg != nil {
 		env = rules.NewEnv(msg, ch.name, o.rec.Source)
 	}
@@ -206,13 +215,32 @@ func (ch *channel) process(e broker.Entry) outcome {
 		ch.noteError(fmt.Sprintf("message %s: %s", e.ID, o.rec.Error))
 		return o
 	}
-	if ch.filter != nil && msg != nil {
+	if o.rec.ContentType == ContentStudy {
+		o.released = e.Headers[hdrJoin] != ""
+		in, err := ch.prepareStudy(e, &o.rec)
+		if err != nil {
+			return fail("study", err)
+		}
+		in.stage.Seq = len(o.stages) + 1
+		o.stages = append(o.stages, in.stage)
+		if in.hold {
+			hdr := map[string]string{hdrHeldAt: now().Format(time.RFC3339Nano)}
+			for k, v := range e.Headers {
+				hdr[k] = v
+			}
+			o.held = &broker.Entry{ID: e.ID, Headers: hdr, Body: e.Body}
+			o.rec.Status = store.StatusReceived
+			return o
+		}
+		env, haveEnv = in.env, true
+	}
+	if ch.filter != nil && haveEnv {
 		ok, err := ch.filter.Match(env)
 		if err != nil {
 			return fail("filter", err)
 		}
 		if !ok {
-			o.stages = append(o.stages, store.Stage{Seq: 1, Name: "filter", At: now(), Error: ""})
+			o.stages = append(o.stages, store.Stage{Seq: len(o.stages) + 1, Name: "filter", At: now(), Error: ""})
 			o.rec.Status = store.StatusFiltered
 			ch.filtered.Add(1)
 			ch.e.m.Filtered.WithLabelValues(ch.name).Inc()
@@ -230,7 +258,7 @@ func (ch *channel) process(e broker.Entry) outcome {
 		}
 	}
 	hdr := map[string]string{hdrReceived: e.Headers[hdrReceived], hdrContentType: o.rec.ContentType}
-	if ch.orderKey != nil && msg != nil {
+	if ch.orderKey != nil && haveEnv {
 		k, err := ch.orderKey.Eval(env)
 		if err != nil {
 			return fail("ordered_by", err)
@@ -239,7 +267,7 @@ func (ch *channel) process(e broker.Entry) outcome {
 	}
 	o.entries = map[*destination]broker.Entry{}
 	for _, d := range ch.dests {
-		if d.filter != nil && msg != nil {
+		if d.filter != nil && haveEnv {
 			ok, err := d.filter.Match(env)
 			if err != nil {
 				return fail("destination "+d.name+" filter", err)
@@ -249,6 +277,12 @@ func (ch *channel) process(e broker.Entry) outcome {
 			}
 		}
 		o.entries[d] = broker.Entry{ID: e.ID, Headers: hdr, Body: body}
+	}
+	if msg != nil {
+		// Order context is what the channel accepted, as its transforms left it.
+		if o.orders = orderContext(msg, e.ID, ch.name); len(o.orders) > 0 {
+			o.rec.Accession = o.orders[0].Accession
+		}
 	}
 	if len(o.entries) == 0 {
 		o.rec.Status = store.StatusFiltered

@@ -2,12 +2,10 @@ package dicomweb
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"log/slog"
 	"mime"
 	"net/http"
-	"strings"
 
 	"github.com/suyashkumar/dicom/pkg/tag"
 
@@ -105,8 +103,4 @@ func tally(resp dicom.JSONDataset) (stored, failed, dups int) {
 	return stored, failed, dups
 }
 
-var (
-	_ engine.Destination = (*Destination)(nil)
-	_                    = errors.New
-	_                    = strings.TrimSpace
-)
+var _ engine.Destination = (*Destination)(nil)

@@ -150,6 +150,10 @@ func (d *Destination) Send(ctx context.Context, m *engine.Message) (engine.Reply
 		if s.client.isClosed() {
 			s.client = nil
 		}
+		if errors.Is(err, ErrInvalidMessage) {
+			// Nothing was sent and no retry can change that: dead-letter it at once.
+			return engine.Reply{}, fmt.Errorf("%w: %w", err, engine.ErrUndeliverable)
+		}
 		return engine.Reply{}, err
 	}
 	reply := engine.Reply{ContentType: engine.ContentHL7v2, Body: raw, Summary: summary(ack)}

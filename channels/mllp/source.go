@@ -356,6 +356,8 @@ func (s *Source) serve(ctx context.Context, c *conn, sink engine.Sink) {
 	}
 	log.Debug("connection opened", "tls_subject", meta["tls_subject"])
 
+	// The sink's context outlives a stop: a commit in progress is never cut short.
+	acceptCtx := context.WithoutCancel(ctx)
 	rd := NewReader(c, s.cfg.MaxMessageSize)
 	var out []byte
 	for {
@@ -371,7 +373,7 @@ func (s *Source) serve(ctx context.Context, c *conn, sink engine.Sink) {
 			log.Debug("empty frame ignored")
 			continue
 		}
-		ack := s.handle(ctx, log, frame, meta, sink)
+		ack := s.handle(acceptCtx, log, frame, meta, sink)
 		if out, err = AppendFrame(out[:0], ack); err != nil {
 			log.Error("ack cannot be framed", "error", err)
 			return
@@ -419,7 +421,8 @@ func (s *Source) readFailed(c *conn, log *slog.Logger, frame []byte, err error) 
 	}
 }
 
-// handle hands one message to the sink and returns the ACK to send.
+// handle hands one message to the sink and returns the ACK to send. ctx is not cancelled
+// when the source stops.
 func (s *Source) handle(ctx context.Context, log *slog.Logger, frame []byte, meta map[string]string, sink engine.Sink) []byte {
 	now := time.Now()
 	msg, perr := hl7v2.Parse(frame)
@@ -437,7 +440,7 @@ func (s *Source) handle(ctx context.Context, log *slog.Logger, frame []byte, met
 	if perr == nil {
 		controlID = msg.ControlID()
 	}
-	rcpt, err := sink.Accept(context.WithoutCancel(ctx), m)
+	rcpt, err := sink.Accept(ctx, m)
 
 	enhanced := s.cfg.AckMode == AckEnhanced || s.cfg.AckMode == AckAuto && perr == nil && hl7v2.EnhancedMode(msg)
 	opts := hl7v2.AckOptions{Now: time.Now()}

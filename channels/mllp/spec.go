@@ -61,8 +61,15 @@ func nonNegative(v any) error {
 }
 
 func positive(v any) error {
-	if x, ok := v.(int); ok && x < 1 {
-		return errors.New("must be at least 1")
+	switch x := v.(type) {
+	case int:
+		if x < 1 {
+			return errors.New("must be at least 1")
+		}
+	case time.Duration:
+		if x <= 0 {
+			return errors.New("must be longer than 0s")
+		}
 	}
 	return nil
 }
@@ -150,8 +157,8 @@ socket, and a late ACK can never be mistaken for a later message's. Failed conne
 retried with a doubling backoff from ` + "`reconnect_backoff`" + ` up to ` + "`max_backoff`" + `.`,
 		Fields: []spec.Field{
 			spec.NewString(fAddress, "Host and port of the receiver.").WithExamples("ris.example.org:2575"),
-			spec.NewDuration(fAckTimeout, "How long to wait for the ACK to each message.").WithDefault("30s").WithLint(nonNegative),
-			spec.NewDuration(fConnectTimeout, "How long a connection attempt (TCP and TLS handshake) may take.").WithDefault("10s").WithLint(nonNegative),
+			spec.NewDuration(fAckTimeout, "How long to wait for the ACK to each message.").WithDefault("30s").WithLint(positive),
+			spec.NewDuration(fConnectTimeout, "How long a connection attempt (TCP and TLS handshake) may take.").WithDefault("10s").WithLint(positive),
 			spec.NewInt(fConnections, "Connections kept open. Ordered channels send one message at a time and use one; unordered channels may have this many messages in flight.").
 				WithDefault(1).WithLint(positive),
 			spec.NewObject(fTLS, "Connect with TLS. Omit for plain TCP.",
@@ -164,8 +171,8 @@ retried with a doubling backoff from ` + "`reconnect_backoff`" + ` up to ` + "`m
 			).AsOptional(),
 			spec.NewDuration(fKeepAlive, "TCP keep-alive probe period, which finds connections a firewall dropped silently; 0 turns probes off.").
 				WithDefault("30s").WithLint(nonNegative).AsAdvanced(),
-			spec.NewDuration(fBackoff, "Wait after a failed connect, doubled after each further failure.").WithDefault("1s").WithLint(nonNegative).AsAdvanced(),
-			spec.NewDuration(fMaxBackoff, "Longest wait between connect attempts.").WithDefault("30s").WithLint(nonNegative).AsAdvanced(),
+			spec.NewDuration(fBackoff, "Wait after a failed connect, doubled after each further failure.").WithDefault("1s").WithLint(positive).AsAdvanced(),
+			spec.NewDuration(fMaxBackoff, "Longest wait between connect attempts.").WithDefault("30s").WithLint(positive).AsAdvanced(),
 		},
 		Examples: []spec.Example{
 			{

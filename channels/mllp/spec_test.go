@@ -65,6 +65,7 @@ func TestSpecLints(t *testing.T) {
 		{"negative idle timeout", src, "idle_timeout: -1s\n", "negative"},
 		{"tls without key", src, "tls:\n  cert_file: a.crt\n", "key_file"},
 		{"zero connections", dst, "address: a:1\nconnections: 0\n", "at least 1"},
+		{"zero ack timeout", dst, "address: a:1\nack_timeout: 0s\n", "longer than 0s"},
 		{"bad tls version", dst, "address: a:1\ntls:\n  min_version: \"1.0\"\n", "min_version"},
 	}
 	for _, tt := range tests {

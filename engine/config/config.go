@@ -112,6 +112,7 @@ type Channel struct {
 	OrderedBy    string // expression; "" when none
 	OrderedByPos string
 	DedupeWindow time.Duration
+	JoinWait     time.Duration // join.wait: how long a study waits for its order; 0 does not wait
 	Retention    time.Duration // the channel's own, or server.retention
 	Pos          string        // "file:line:col" of the channel's item
 	File         string        // the file it came from
@@ -362,6 +363,7 @@ func (l *loader) channel(f File, cp *spec.Parsed, item *yaml.Node, parseLints []
 		OrderedBy:    cp.String(fieldOrderedBy),
 		OrderedByPos: cp.Pos(fieldOrderedBy),
 		DedupeWindow: cp.Object(fieldDedupe).Duration(fieldWindow),
+		JoinWait:     cp.Object(fieldJoin).Duration(fieldWait),
 		Retention:    cp.Duration(fieldRetention),
 		Pos:          cp.Pos(""),
 		File:         f.Name,

@@ -47,6 +47,8 @@ const (
 	fieldOrderedBy    = "ordered_by"
 	fieldDedupe       = "dedupe"
 	fieldWindow       = "window"
+	fieldJoin         = "join"
+	fieldWait         = "wait"
 
 	fieldRetry          = "retry"
 	fieldMaxAttempts    = "max_attempts"
@@ -232,6 +234,13 @@ func channelSpec(reg Lookup, ec *exprCache) []spec.Field {
 			spec.NewDuration(fieldWindow, "When above 0, a message with the MSH-10 of one already accepted from the same "+
 				"sender within the window is answered AA and recorded as a duplicate, not processed again.").
 				WithDefault("0s").WithLint(nonNegative),
+		),
+		spec.NewObject(fieldJoin, "How studies join their orders (order context from ORM/OMI messages, kept by "+
+			"accession number). A study message sees its order as `order` in filters; see docs/study-context.md.",
+			spec.NewDuration(fieldWait, "When above 0, a study whose order has not arrived yet is held until the "+
+				"order arrives or this long has passed, then processed (with `order.Found` false if it never came). "+
+				"At 0 a study is processed at once with whatever order is known.").
+				WithDefault("0s").WithLint(nonNegative).WithExamples("10m"),
 		),
 		spec.NewDuration(fieldRetention, "Message history retention for this channel; defaults to `server.retention`.").
 			AsOptional().WithLint(nonNegative),

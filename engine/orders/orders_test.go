@@ -84,7 +84,7 @@ func TestFromHL7(t *testing.T) {
 				PatientID: "MRN123", PatientName: "DOE^JANE^Q", PatientSex: "F", PatientBirthDate: "19700515",
 				Priority: "A", OrderingProvider: "77^JONES^ANN", Location: "W4", ProcedureCode: "MRBRAIN",
 				ProcedureText: "MR BRAIN W AND WO", Reason: "follow-up", Status: "IP",
-				OrderedAt:  time.Date(2026, 12, 1, 11, 15, 0, 0, time.FixedZone("+0100", 3600)),
+				OrderedAt: time.Date(2026, 12, 1, 11, 15, 0, 0, time.FixedZone("+0100", 3600)),
 				UpdatedAt: time.Date(2026, 12, 1, 11, 15, 0, 0, time.FixedZone("+0100", 3600))},
 		},
 		{

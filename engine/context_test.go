@@ -359,3 +359,17 @@ func TestHeldStudySurvivesARestart(t *testing.T) {
 		t.Errorf("ai got %v after the restart, want the held study once", got)
 	}
 }
+
+func TestUnreadableStudyIsAnError(t *testing.T) {
+	h := newCtxHarness(t, brokertest.New(t), newSQLite(t), contextChannels("    join: {wait: 10m}"))
+	id := h.send("studies", engine.ContentStudy, []byte(`{"study_instance_uid": 7}`))
+	d := h.waitStatus(id, store.StatusError, 10*time.Second)
+	if !strings.Contains(d.Message.Error, "study summary") {
+		t.Errorf("error %q, want it to say the study summary could not be read", d.Message.Error)
+	}
+	for _, dest := range []string{"ai", "no-order", "archive"} {
+		if len(h.rec.got(dest)) != 0 {
+			t.Errorf("an unreadable study reached %s", dest)
+		}
+	}
+}

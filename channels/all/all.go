@@ -3,5 +3,6 @@
 package all
 
 import (
-	_ "github.com/osprey-health/osprey/channels/mllp" // source.mllp, destination.mllp
+	_ "github.com/osprey-health/osprey/channels/dicomweb" // source.dicomweb, source.dicomweb_notify, source.qido_poll, destination.dicomweb
+	_ "github.com/osprey-health/osprey/channels/mllp"     // source.mllp, destination.mllp
 )

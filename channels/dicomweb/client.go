@@ -182,6 +182,16 @@ func (c *Client) Instance(ctx context.Context, study, series, sop string) ([]byt
 	return parts[0], nil
 }
 
+// RetrieveStudy fetches all instances of a study as the multipart/related body the server
+// sent, ready to be stored elsewhere unchanged.
+func (c *Client) RetrieveStudy(ctx context.Context, study string) (contentType string, body []byte, err error) {
+	resp, body, err := c.get(ctx, "retrieve study "+study, "/studies/"+url.PathEscape(study), `multipart/related; type="application/dicom"; transfer-syntax=*`, 1<<32)
+	if err != nil {
+		return "", nil, err
+	}
+	return resp.Header.Get("Content-Type"), body, nil
+}
+
 func readParts(contentType string, body []byte) ([][]byte, error) {
 	mt, params, err := mime.ParseMediaType(contentType)
 	if err != nil || !strings.HasPrefix(mt, "multipart/") {

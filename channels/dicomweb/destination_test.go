@@ -113,3 +113,41 @@ func TestDestinationToOsprey(t *testing.T) {
 		t.Fatalf("QIDO found %d instances, err %v", len(found), err)
 	}
 }
+
+// TestDestinationForwardsStudy forwards a study message: the destination fetches the study
+// from the Osprey that announced it and stores it in another DICOMweb server.
+func TestDestinationForwardsStudy(t *testing.T) {
+	b := newBroker(t)
+	sk := newSink()
+	from, _ := runSource(t, b, dicomweb.SourceConfig{Tokens: []string{"from"}}, sk)
+	to, _ := runSource(t, newBroker(t), dicomweb.SourceConfig{Tokens: []string{"to"}, QuietPeriod: time.Hour}, newSink())
+	ct := headCT(t, "forward", 3)
+	typ, body := dicomweb.Multipart(instancesOf(ct)...)
+	if status, _ := post(t, from.BaseURL()+"/studies", typ, body, "from"); status != http.StatusOK {
+		t.Fatalf("status %d", status)
+	}
+	msg, _ := sk.wait(t, ct.Manifest.StudyInstanceUID)
+	d, err := dicomweb.NewDestination(dicomweb.DestinationConfig{
+		URL:      to.BaseURL(),
+		Client:   dicomweb.ClientConfig{Auth: dicomweb.Auth{Token: "to"}},
+		Retrieve: dicomweb.ClientConfig{Auth: dicomweb.Auth{Token: "from"}},
+	}, engine.Resources{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if reply, err := d.Send(context.Background(), msg); err != nil {
+		t.Fatalf("forward: %v (%s)", err, reply.Summary)
+	}
+	c, _ := dicomweb.NewClient(to.BaseURL(), dicomweb.ClientConfig{Auth: dicomweb.Auth{Token: "to"}})
+	found, err := c.SearchInstances(context.Background(), ct.Manifest.StudyInstanceUID, nil)
+	if err != nil || len(found) != 3 {
+		t.Fatalf("forwarded study has %d instances there, want 3 (err %v)", len(found), err)
+	}
+	t.Run("study gone is a rejection", func(t *testing.T) {
+		gone := *msg
+		gone.Body = []byte(strings.Replace(string(msg.Body), ct.Manifest.StudyInstanceUID, "1.2.3.999", 1))
+		if _, err := d.Send(context.Background(), &gone); !errors.Is(err, engine.ErrRejected) {
+			t.Errorf("err = %v, want ErrRejected", err)
+		}
+	})
+}

@@ -301,3 +301,31 @@ func TestOrthancDestination(t *testing.T) {
 		t.Errorf("instance retrieved from Orthanc does not parse: %v", err)
 	}
 }
+
+// TestOrthancForwardStudy: a study STOW-RS'd to Osprey is forwarded, as a study message, to
+// Orthanc, where QIDO-RS then finds every instance.
+func TestOrthancForwardStudy(t *testing.T) {
+	o := startOrthanc(t, 0, "")
+	sk := newSink()
+	src, _ := runSource(t, newBroker(t), dicomweb.SourceConfig{}, sk)
+	ct := headCT(t, "orthanc-forward", 4)
+	typ, body := dicomweb.Multipart(instancesOf(ct)...)
+	if status, _ := post(t, src.BaseURL()+"/studies", typ, body, ""); status != http.StatusOK {
+		t.Fatalf("status %d", status)
+	}
+	msg, _ := sk.wait(t, ct.Manifest.StudyInstanceUID)
+	d, err := dicomweb.NewDestination(dicomweb.DestinationConfig{URL: o.dicomweb}, engine.Resources{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reply, err := d.Send(context.Background(), msg)
+	if err != nil {
+		t.Fatalf("forward: %v (%s)", err, reply.Summary)
+	}
+	t.Logf("reply %s %s", reply.Summary, reply.Body)
+	c, _ := dicomweb.NewClient(o.dicomweb, dicomweb.ClientConfig{})
+	found, err := c.SearchInstances(context.Background(), ct.Manifest.StudyInstanceUID, nil)
+	if err != nil || len(found) != 4 {
+		t.Fatalf("Orthanc holds %d instances of the study, want 4 (err %v)", len(found), err)
+	}
+}

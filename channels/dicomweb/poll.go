@@ -98,7 +98,8 @@ func (p *Poller) Run(ctx context.Context, sink engine.Sink) error {
 
 func (p *Poller) poll(ctx context.Context, kv jetstream.KeyValue, sink engine.Sink) error {
 	q := url.Values{}
-	q.Set("includefield", "StudyInstanceUID,AccessionNumber,StudyDate,NumberOfStudyRelatedInstances")
+	// One includefield per attribute: some servers (Orthanc's plugin) do not split a list.
+	q["includefield"] = []string{"StudyInstanceUID", "AccessionNumber", "StudyDate", "NumberOfStudyRelatedInstances"}
 	if p.cfg.Lookback > 0 {
 		now := time.Now()
 		q.Set("StudyDate", dicom.FormatDate(now.Add(-p.cfg.Lookback))+"-"+dicom.FormatDate(now))

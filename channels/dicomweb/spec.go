@@ -18,6 +18,7 @@ const (
 	fTokens         = "tokens"
 	fTokenKey       = "token_key"
 	fTLS            = "tls"
+	fPACSTLS        = "pacs_tls"
 	fCertFile       = "cert_file"
 	fKeyFile        = "key_file"
 	fClientCAFile   = "client_ca_file"
@@ -39,6 +40,7 @@ const (
 	fInterval       = "interval"
 	fLookback       = "lookback"
 	fWaitStable     = "wait_stable"
+	fRetrieveAuth   = "retrieve_auth"
 )
 
 func init() {
@@ -115,8 +117,8 @@ func serverTLSField() spec.Field {
 	).AsOptional()
 }
 
-func clientTLSField() spec.Field {
-	return spec.NewObject(fTLS, "TLS settings for an https:// URL. Omit to use the system roots.",
+func clientTLSField(name string) spec.Field {
+	return spec.NewObject(name, "TLS settings for an https:// PACS URL. Omit to use the system roots.",
 		spec.NewString(fCAFile, "PEM file with the CAs that sign the server's certificate; the system roots when omitted.").AsOptional(),
 		spec.NewString(fCertFile, "PEM file with a client certificate, for servers that require one.").AsOptional(),
 		spec.NewString(fKeyFile, "PEM file with the client certificate's private key.").AsOptional(),
@@ -207,9 +209,12 @@ func NotifySpec() spec.Component {
 		Description: `Listens for ` + "`POST {path}`" + ` with a JSON body such as
 ` + "`{\"event\":\"study.stable\",\"study_instance_uid\":\"1.2...\",\"accession_number\":\"A123\",\"dicomweb\":\"http://pacs:8042/dicom-web\"}`" + `
 (examples/studies/orthanc-notify.lua sends it from Orthanc's OnStableStudy). The source then
-reads ` + "`GET {dicomweb}/studies/{uid}/metadata`" + ` with ` + "`auth`" + `, summarises the study and hands
-it to the channel; the webhook is answered 202 once the engine has it, 502 when the PACS could
-not be read, 503 when the engine could not take it (the sender should retry).
+queues the notification durably in JetStream and answers 202, then reads
+` + "`GET {dicomweb}/studies/{uid}/metadata`" + ` with ` + "`auth`" + `, summarises the study and hands it to the
+channel. A study that cannot be read is retried with backoff for a day. (The webhook is
+answered before the read because Orthanc runs Lua callbacks under a lock its DICOMweb
+requests need.) 400 answers a malformed notification, 401 a missing token, 503 a queue that
+could not be written (the sender should retry).
 
 ` + "`dicomweb`" + ` may be omitted, and then ` + "`url`" + ` is used; when given, it must be ` + "`url`" + ` or one of
 ` + "`allowed_urls`" + `, so a webhook can never make Osprey send its PACS credentials elsewhere.`,
@@ -223,7 +228,9 @@ not be read, 503 when the engine could not take it (the sender should retry).
 			spec.NewStrings(fAllowedURLs, "Other DICOMweb roots a notification may name (several PACSes behind one webhook).").AsOptional().AsAdvanced(),
 			authField("the PACS's WADO-RS"),
 			spec.NewDuration(fTimeout, "How long reading a study's metadata may take.").WithDefault("60s").WithLint(positiveDuration),
-			clientTLSField(),
+			clientTLSField(fPACSTLS),
+			spec.NewString(fBucket, `JetStream key-value bucket of notifications waiting to be read; "osprey-<channel>-notify" when omitted.`).
+				AsOptional().WithLint(bucketName).AsAdvanced(),
 		},
 		Examples: []spec.Example{{
 			Title:   "Orthanc on the same host",
@@ -257,7 +264,7 @@ JetStream key-value bucket for ` + "`lookback`" + ` plus a day, so a restart doe
 			spec.NewBool(fWaitStable, "Announce a study only when its instance count did not change between two polls.").WithDefault(true),
 			authField("the PACS's QIDO-RS and WADO-RS"),
 			spec.NewDuration(fTimeout, "How long one request to the PACS may take.").WithDefault("60s").WithLint(positiveDuration),
-			clientTLSField(),
+			clientTLSField(fTLS),
 			spec.NewString(fBucket, `JetStream key-value bucket remembering announced studies; "osprey-<channel>-qido-seen" when omitted.`).
 				AsOptional().WithLint(bucketName).AsAdvanced(),
 		},
@@ -277,9 +284,11 @@ auth:
 func DestinationSpec() spec.Component {
 	return spec.Component{
 		Name:    "dicomweb",
-		Summary: "Store DICOM instances (structured reports, say) in a PACS by STOW-RS.",
+		Summary: "Store DICOM instances (structured reports, say) or whole studies in a PACS by STOW-RS.",
 		Description: `Sends the message body, one Part 10 instance (` + "`application/dicom`" + `) or a ready
-multipart/related body, as ` + "`POST {url}/studies`" + `. 200 is delivered; so is a 202 or 409 whose
+multipart/related body, as ` + "`POST {url}/studies`" + `. A study message (` + "`application/vnd.osprey.study+json`" + `)
+forwards the whole study: its instances are fetched by WADO-RS from the root its summary names
+(with ` + "`retrieve_auth`" + `) and stored in the PACS in one request. 200 is delivered; so is a 202 or 409 whose
 only failures say the instance already exists (Failure Reason 0111H), which makes retries safe.
 5xx answers and timeouts are transport errors that the channel retries; any other 4xx, or a
 response that refuses the instance, is a rejection. The response dataset is stored as the
@@ -287,8 +296,13 @@ delivery's reply.`,
 		Fields: []spec.Field{
 			spec.NewString(fURL, "DICOMweb service root of the PACS.").WithLint(httpURL).WithExamples("http://127.0.0.1:8042/dicom-web"),
 			authField("the PACS's STOW-RS"),
+			spec.NewObject(fRetrieveAuth, "Credentials for fetching a study message's instances (from Osprey's own source.dicomweb, usually): a bearer token, or a user name and password.",
+				spec.NewString(fToken, "Bearer token.").AsOptional().AsSecret(),
+				spec.NewString(fUsername, "User name for HTTP basic authentication.").AsOptional(),
+				spec.NewString(fPassword, "Password for HTTP basic authentication.").AsOptional().AsSecret(),
+			).AsOptional(),
 			spec.NewDuration(fTimeout, "How long one STOW-RS request may take.").WithDefault("60s").WithLint(positiveDuration),
-			clientTLSField(),
+			clientTLSField(fTLS),
 		},
 		Examples: []spec.Example{{
 			Title:   "Results back to Orthanc",
@@ -328,11 +342,11 @@ func serverTLS(p *spec.Parsed) *ServerTLS {
 	return &ServerTLS{CertFile: t.String(fCertFile), KeyFile: t.String(fKeyFile), ClientCAFile: t.String(fClientCAFile), MinVersion: t.String(fMinVersion)}
 }
 
-func clientTLS(p *spec.Parsed) *ClientTLS {
-	if !p.Has(fTLS) {
+func clientTLS(p *spec.Parsed, name string) *ClientTLS {
+	if !p.Has(name) {
 		return nil
 	}
-	t := p.Object(fTLS)
+	t := p.Object(name)
 	return &ClientTLS{CAFile: t.String(fCAFile), CertFile: t.String(fCertFile), KeyFile: t.String(fKeyFile), InsecureSkipVerify: t.Bool(fInsecure)}
 }
 
@@ -352,7 +366,8 @@ func notifyConfig(p *spec.Parsed) NotifyConfig {
 		TLS:         serverTLS(p),
 		URL:         p.String(fURL),
 		AllowedURLs: p.Strings(fAllowedURLs),
-		Client:      ClientConfig{Auth: auth(p), Timeout: p.Duration(fTimeout), TLS: clientTLS(p)},
+		Client:      ClientConfig{Auth: auth(p), Timeout: p.Duration(fTimeout), TLS: clientTLS(p, fPACSTLS)},
+		Bucket:      p.String(fBucket),
 	}
 }
 
@@ -363,13 +378,19 @@ func pollConfig(p *spec.Parsed) PollConfig {
 		Lookback:   p.Duration(fLookback),
 		WaitStable: p.Bool(fWaitStable),
 		Bucket:     p.String(fBucket),
-		Client:     ClientConfig{Auth: auth(p), Timeout: p.Duration(fTimeout), TLS: clientTLS(p)},
+		Client:     ClientConfig{Auth: auth(p), Timeout: p.Duration(fTimeout), TLS: clientTLS(p, fTLS)},
 	}
 }
 
 func destinationConfig(p *spec.Parsed) DestinationConfig {
-	return DestinationConfig{
+	cfg := DestinationConfig{
 		URL:    p.String(fURL),
-		Client: ClientConfig{Auth: auth(p), Timeout: p.Duration(fTimeout), TLS: clientTLS(p)},
+		Client: ClientConfig{Auth: auth(p), Timeout: p.Duration(fTimeout), TLS: clientTLS(p, fTLS)},
 	}
+	cfg.Retrieve = ClientConfig{Timeout: cfg.Client.Timeout}
+	if p.Has(fRetrieveAuth) {
+		a := p.Object(fRetrieveAuth)
+		cfg.Retrieve.Auth = Auth{Token: a.String(fToken), Username: a.String(fUsername), Password: a.String(fPassword)}
+	}
+	return cfg
 }

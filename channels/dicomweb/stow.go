@@ -76,19 +76,20 @@ func (s *Source) stow(c echo.Context) error {
 	var outcomes []stowOutcome
 	var added = map[string][]*instanceRecord{}
 	status := 0
+	var readErr error
 	for {
 		part, err := mr.NextPart()
 		if errors.Is(err, io.EOF) {
 			break
 		}
 		if err != nil {
-			status = readFailure(err)
+			status, readErr = readFailure(err), err
 			break
 		}
 		out, rec, err := s.storePart(ctx, part, urlStudy)
 		part.Close()
 		if err != nil {
-			status = readFailure(err)
+			status, readErr = readFailure(err), err
 			break
 		}
 		if rec != nil {
@@ -125,7 +126,14 @@ func (s *Source) stow(c echo.Context) error {
 		}
 	}
 	switch {
+	case status != 0 && len(outcomes) == 0:
+		if status == http.StatusRequestEntityTooLarge {
+			return echo.NewHTTPError(status, fmt.Sprintf("dicomweb: request exceeds max_request_size %d", s.cfg.MaxRequestSize))
+		}
+		return echo.NewHTTPError(status, "dicomweb: malformed multipart body: "+readErr.Error())
 	case status != 0:
+		// Instances before the fault are stored and listed; the sender may resend the
+		// rest, duplicates being accepted.
 	case len(outcomes) == 0:
 		return echo.NewHTTPError(http.StatusBadRequest, "dicomweb: the request holds no parts")
 	case failed == 0:

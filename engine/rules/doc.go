@@ -9,6 +9,10 @@
 // line and column inside the expression ([ExprError]), never a surprise on the first message
 // at three in the morning.
 //
+// The environment has the HL7v2 message (msg), and for a study message the study (study,
+// a [StudyView]) and the order it joined (order, an [OrderView]); a name that does not apply
+// to a message holds zero values, so one expression runs on any channel.
+//
 // Evaluation is safe for concurrent use: a compiled [Filter], [Key] or [Step] holds no
 // per-message state. Steps mutate the message they are given in place.
 package rules

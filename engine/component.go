@@ -105,6 +105,14 @@ var ErrRejected = errors.New("rejected by peer")
 // (an HL7 message without MSH-10 to match its ACK by). The engine dead-letters it at once.
 var ErrUndeliverable = errors.New("undeliverable")
 
+// Parallel is implemented by destinations that carry several messages at once (an MLLP
+// destination with a pool of connections). The engine lets at most Parallelism messages be
+// sent and not yet recorded as delivered at any moment, which bounds what a crash can repeat
+// to one message per connection. Destinations without it are treated as one connection.
+type Parallel interface {
+	Parallelism() int
+}
+
 // Optional lifecycle steps, in the order the engine calls them: construct (no side effects),
 // Provision, use, Close. A component implements only the ones it needs.
 type (

@@ -74,12 +74,15 @@ type worker struct {
 
 	mu       sync.Mutex
 	inFlight map[*tracker]struct{}
+
+	// unrecorded holds a token from just before a send until its attempt is in the store:
+	// that window is what a crash can repeat, so it is kept to one message per connection.
+	unrecorded chan struct{}
 }
 
 type job struct {
 	entry broker.Entry
 	t     *tracker
-	check bool // the record was delivered before: ask the store whether this entry is done
 }
 
 // tracker acknowledges a record once every entry in it is finished.
@@ -106,7 +109,11 @@ func (d *destination) newWorker(ctx context.Context) (*worker, error) {
 	if err != nil {
 		return nil, fmt.Errorf("consumer: %w", err)
 	}
-	w := &worker{d: d, cons: cons, inFlight: map[*tracker]struct{}{}}
+	par := 1
+	if p, ok := d.dst.(Parallel); ok && p.Parallelism() > 0 {
+		par = p.Parallelism()
+	}
+	w := &worker{d: d, cons: cons, inFlight: map[*tracker]struct{}{}, unrecorded: make(chan struct{}, par)}
 	for range lanes {
 		w.lanes = append(w.lanes, make(chan job, 256))
 	}
@@ -151,13 +158,11 @@ func (w *worker) dispatch(ctx context.Context, m jetstream.Msg) {
 		_ = m.Term()
 		return
 	}
-	meta, _ := m.Metadata()
 	t := &tracker{msg: m}
 	t.pending.Store(int32(len(entries)))
 	w.mu.Lock()
 	w.inFlight[t] = struct{}{}
 	w.mu.Unlock()
-	check := meta != nil && meta.NumDelivered > 1
 	for i, e := range entries {
 		lane := 0
 		if len(w.lanes) > 1 {
@@ -170,7 +175,7 @@ func (w *worker) dispatch(ctx context.Context, m jetstream.Msg) {
 			lane = int(h.Sum32() % uint32(len(w.lanes)))
 		}
 		select {
-		case w.lanes[lane] <- job{entry: e, t: t, check: check || e.Headers[hdrRequeue] != ""}:
+		case w.lanes[lane] <- job{entry: e, t: t}:
 		case <-ctx.Done():
 			// The rest of this record is not handed out; the record is not acked and comes back.
 			t.pending.Add(-int32(len(entries) - i))
@@ -220,15 +225,15 @@ const maxSendTime = 5 * time.Minute
 func (w *worker) deliver(ctx context.Context, j job) bool {
 	d, st := w.d, w.d.ch.e.opts.Store
 	e := j.entry
+	// The store says whether an earlier pass delivered this already: a record whose ack was
+	// lost in a crash comes back from JetStream looking new, so its delivery count cannot.
 	n := 1
-	if j.check {
-		old, err := st.Delivery(ctx, e.ID, d.name)
-		if err == nil {
-			if old.Status != store.DeliveryQueued {
-				return true // delivered or dead-lettered by an earlier pass
-			}
-			n = old.Attempts + 1
+	old, err := st.Delivery(ctx, e.ID, d.name)
+	if err == nil {
+		if old.Status != store.DeliveryQueued {
+			return true // delivered or dead-lettered by an earlier pass
 		}
+		n = old.Attempts + 1
 	}
 	received, _ := time.Parse(time.RFC3339Nano, e.Headers[hdrReceived])
 	msg := &Message{ID: e.ID, Channel: d.ch.name, ContentType: e.Headers[hdrContentType], Body: e.Body, ReceivedAt: received}
@@ -239,6 +244,11 @@ func (w *worker) deliver(ctx context.Context, j job) bool {
 			return false
 		}
 		if ctx.Err() != nil {
+			return false
+		}
+		select {
+		case w.unrecorded <- struct{}{}:
+		case <-ctx.Done():
 			return false
 		}
 		start := time.Now()
@@ -267,9 +277,8 @@ func (w *worker) deliver(ctx context.Context, j job) bool {
 			}
 		}
 		// The attempt must be on record before anything else happens, or a restart would send again.
-		if !retry(context.Background(), d.ch, "record attempt", func() error { return st.AddAttempt(context.Background(), e.ID, a, status) }) {
-			return false
-		}
+		retry(context.Background(), d.ch, "record attempt", func() error { return st.AddAttempt(context.Background(), e.ID, a, status) })
+		<-w.unrecorded
 		switch status {
 		case store.DeliverySent:
 			d.sent.Add(1)

@@ -94,12 +94,11 @@ func (p *processor) handle(ctx context.Context, m jetstream.Msg) {
 		_ = m.Term()
 		return
 	}
-	redelivered := meta != nil && meta.NumDelivered > 1
 	outs := make([]outcome, len(entries))
 	for i, e := range entries {
 		outs[i] = ch.process(e)
 	}
-	if !ch.commitOutcomes(ctx, outs, seqOf(meta), redelivered) {
+	if !ch.commitOutcomes(ctx, outs, seqOf(meta)) {
 		// Stopping: hand the record back at once rather than after its ack wait, so the
 		// next processor (a reload, a restart) takes it up without delay.
 		_ = m.Nak()
@@ -113,7 +112,7 @@ func (p *processor) handle(ctx context.Context, m jetstream.Msg) {
 // commitOutcomes writes what processing decided: messages, stages, delivery rows, then one
 // record per destination. It reports false when ctx ended first; an operation already
 // started is allowed to finish, so a stop never cuts a write in half.
-func (ch *channel) commitOutcomes(ctx context.Context, outs []outcome, seq uint64, redelivered bool) bool {
+func (ch *channel) commitOutcomes(ctx context.Context, outs []outcome, seq uint64) bool {
 	st := ch.e.opts.Store
 	recs := make([]store.Message, len(outs))
 	for i, o := range outs {
@@ -141,15 +140,14 @@ func (ch *channel) commitOutcomes(ctx context.Context, outs []outcome, seq uint6
 			}
 		}
 		for d, e := range o.entries {
-			if redelivered || o.released {
-				// A first pass may have got this far and the destination may have delivered it since.
-				old, err := st.Delivery(ctx, o.rec.ID, d.name)
-				if err == nil {
-					if old.Status == store.DeliveryQueued {
-						perDest[d] = append(perDest[d], e)
-					}
-					continue
+			// A first pass may have got this far, and the destination may have delivered it
+			// since. The store, not NATS, says so: JetStream's delivery count cannot tell a new
+			// record from one whose ack was lost in a crash, which comes back counted as new.
+			if old, err := st.Delivery(ctx, o.rec.ID, d.name); err == nil {
+				if old.Status == store.DeliveryQueued {
+					perDest[d] = append(perDest[d], e)
 				}
+				continue
 			}
 			deliveries = append(deliveries, store.Delivery{MessageID: o.rec.ID, Channel: ch.name, Destination: d.name,
 				Status: store.DeliveryQueued, UpdatedAt: time.Now().UTC(), Payload: e.Body})

@@ -30,6 +30,8 @@ func TestDestinationAnswers(t *testing.T) {
 		{"stored", 200, stored, 0, true, false},
 		{"already exists", 409, dupFailure, 0, true, false},
 		{"refused by pacs", 409, otherFailure, 0, false, true},
+		{"empty status report", 200, `{}`, 0, false, true},
+		{"stored with warnings", 202, stored, 0, true, false},
 		{"bad request", 400, `{}`, 0, false, true},
 		{"unauthorized", 401, ``, 0, false, true},
 		{"server error", 503, ``, 0, false, false},

@@ -227,7 +227,7 @@ func (s *NotifySource) notify(c echo.Context, kv jetstream.KeyValue) error {
 	if client == nil {
 		return echo.NewHTTPError(http.StatusForbidden, "dicomweb: dicomweb "+base+" is not the configured url nor in allowed_urls")
 	}
-	q := queued{Notification: n, Base: client.Base(), RemoteAddr: c.RealIP(), Received: time.Now().UTC()}
+	q := queued{Notification: n, Base: client.Base(), RemoteAddr: remoteAddr(c), Received: time.Now().UTC()}
 	b, err := json.Marshal(q)
 	if err != nil {
 		return err

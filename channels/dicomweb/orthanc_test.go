@@ -185,9 +185,9 @@ func luaFor(t *testing.T, notifyURL, dicomwebURL, token string) string {
 	}
 	s := string(b)
 	for old, repl := range map[string]string{
-		`local OSPREY_NOTIFY_URL = "http://127.0.0.1:8082/notify"`:  `local OSPREY_NOTIFY_URL = "` + notifyURL + `"`,
+		`local OSPREY_NOTIFY_URL = "http://127.0.0.1:8082/notify"`:   `local OSPREY_NOTIFY_URL = "` + notifyURL + `"`,
 		`local ORTHANC_DICOMWEB = "http://127.0.0.1:8042/dicom-web"`: `local ORTHANC_DICOMWEB = "` + dicomwebURL + `"`,
-		`local OSPREY_TOKEN = ""`: `local OSPREY_TOKEN = "` + token + `"`,
+		`local OSPREY_TOKEN = ""`:                                    `local OSPREY_TOKEN = "` + token + `"`,
 	} {
 		if !strings.Contains(s, old) {
 			t.Fatalf("orthanc-notify.lua no longer has %q", old)

@@ -307,3 +307,9 @@ func (s *Source) baseURL(c echo.Context) string {
 var (
 	_ engine.Source = (*Source)(nil)
 )
+
+// remoteAddr is the peer's address as the connection has it: never a forwarding header,
+// which any client could set.
+func remoteAddr(c echo.Context) string {
+	return c.Request().RemoteAddr
+}

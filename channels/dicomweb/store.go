@@ -75,14 +75,19 @@ func openStore(ctx context.Context, js jetstream.JetStream, bucket string, reten
 
 // instanceRecord is the index entry of one stored instance.
 type instanceRecord struct {
-	Study          string            `json:"study"`
-	Series         string            `json:"series"`
-	SOP            string            `json:"sop"`
-	SOPClass       string            `json:"sop_class"`
-	TransferSyntax string            `json:"transfer_syntax"`
-	Size           int               `json:"size"`
-	Stored         time.Time         `json:"stored"`
-	Meta           dicom.JSONDataset `json:"meta"` // without File Meta and bulk data
+	Study          string `json:"study"`
+	Series         string `json:"series"`
+	SOP            string `json:"sop"`
+	SOPClass       string `json:"sop_class"`
+	TransferSyntax string `json:"transfer_syntax"`
+	Size           int    `json:"size"`
+	// PixelOffset and FrameSize locate native (uncompressed) frames in the Part 10 bytes, so
+	// frames are cut out without parsing the instance again; 0 when unknown or compressed.
+	PixelOffset int               `json:"pixel_offset,omitempty"`
+	FrameSize   int               `json:"frame_size,omitempty"`
+	Frames      int               `json:"frames,omitempty"`
+	Stored      time.Time         `json:"stored"`
+	Meta        dicom.JSONDataset `json:"meta"` // without File Meta and bulk data
 }
 
 // studyRecord is the index entry of one study: the attributes QIDO-RS answers at the study

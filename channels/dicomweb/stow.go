@@ -72,7 +72,7 @@ func (s *Source) stow(c echo.Context) error {
 	body := http.MaxBytesReader(c.Response(), req.Body, s.cfg.MaxRequestSize)
 	mr := multipart.NewReader(body, params["boundary"])
 	ctx := req.Context()
-	remote := c.RealIP()
+	remote := remoteAddr(c)
 	var outcomes []stowOutcome
 	var added = map[string][]*instanceRecord{}
 	status := 0
@@ -217,7 +217,7 @@ func validate(data []byte, urlStudy string) (stowOutcome, *instanceRecord) {
 	if len(data) < 132 || string(data[128:132]) != "DICM" {
 		return stowOutcome{failure: FailCannotUnderstand, why: "not a DICOM Part 10 file (no DICM preamble)"}, nil
 	}
-	ds, err := dcm.Parse(bytes.NewReader(data), int64(len(data)), nil, dcm.SkipProcessingPixelDataValue())
+	ds, err := parse(data)
 	if err != nil {
 		return stowOutcome{failure: FailCannotUnderstand, why: "does not parse (truncated or corrupt): " + err.Error()}, nil
 	}
@@ -252,10 +252,59 @@ func validate(data []byte, urlStudy string) (stowOutcome, *instanceRecord) {
 		ts = uid.ImplicitVRLittleEndian
 	}
 	meta := dicom.JSONFromDataset(&ds, func(t tag.Tag) string { return bulkMarker + dicom.TagKey(t) })
-	return out, &instanceRecord{
+	rec := &instanceRecord{
 		Study: out.study, Series: out.series, SOP: out.sopInstance, SOPClass: out.sopClass,
 		TransferSyntax: ts, Size: len(data), Meta: meta,
 	}
+	locateFrames(rec, data, &ds)
+	return out, rec
+}
+
+// locateFrames records where native frames lie in data when pixel data is the last element
+// and uncompressed, which is how almost every image is written; other instances are served
+// by parsing them again.
+func locateFrames(rec *instanceRecord, data []byte, ds *dcm.Dataset) {
+	if rec.TransferSyntax != uid.ExplicitVRLittleEndian && rec.TransferSyntax != uid.ImplicitVRLittleEndian {
+		return
+	}
+	e, err := ds.FindElementByTag(tag.PixelData)
+	if err != nil {
+		return
+	}
+	info, ok := e.Value.GetValue().(dcm.PixelDataInfo)
+	if !ok || info.IsEncapsulated {
+		return
+	}
+	m := rec.Meta
+	rows, cols := atoi(m.String(tag.Rows)), atoi(m.String(tag.Columns))
+	spp, bits, frames := max(atoi(m.String(tag.SamplesPerPixel)), 1), atoi(m.String(tag.BitsAllocated)), max(atoi(m.String(tag.NumberOfFrames)), 1)
+	size := rows * cols * spp * bits / 8
+	if size <= 0 || bits%8 != 0 || len(info.UnprocessedValueData) < size*frames {
+		return
+	}
+	off := len(data) - len(info.UnprocessedValueData)
+	// The element header just before the value must be (7FE0,0010): 12 bytes back in
+	// explicit VR (tag, VR, reserved, 32-bit length), 8 in implicit VR.
+	head := 12
+	if rec.TransferSyntax == uid.ImplicitVRLittleEndian {
+		head = 8
+	}
+	if off < head || !bytes.Equal(data[off-head:off-head+4], []byte{0xE0, 0x7F, 0x10, 0x00}) ||
+		!bytes.Equal(data[off:], info.UnprocessedValueData) {
+		return
+	}
+	rec.PixelOffset, rec.FrameSize, rec.Frames = off, size, frames
+}
+
+// parse reads a Part 10 file, pixel data kept as raw bytes. The parser can panic on some
+// malformed input; that is one more file it cannot understand, not a failed request.
+func parse(data []byte) (ds dcm.Dataset, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("parser failed: %v", r)
+		}
+	}()
+	return dcm.Parse(bytes.NewReader(data), int64(len(data)), nil, dcm.SkipProcessingPixelDataValue())
 }
 
 // bulkMarker stands for the instance's own bulk data URL in stored metadata; WADO-RS

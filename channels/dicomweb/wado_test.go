@@ -143,7 +143,7 @@ func TestWADORetrieve(t *testing.T) {
 	})
 	t.Run("series and instance metadata", func(t *testing.T) {
 		for path, n := range map[string]int{
-			"/studies/" + study + "/series/" + series + "/metadata":                          3,
+			"/studies/" + study + "/series/" + series + "/metadata":                       3,
 			"/studies/" + study + "/series/" + series + "/instances/" + sop + "/metadata": 1,
 		} {
 			objs, err := dicom.DecodeJSONArray(body0(t, base+path))

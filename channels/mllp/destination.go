@@ -124,6 +124,10 @@ func (d *Destination) tls() (*tls.Config, error) {
 	return d.tlsConf, d.tlsErr
 }
 
+// Parallelism is the number of connections: the engine keeps at most this many messages
+// sent and not yet recorded, so a crash repeats at most one message per connection.
+func (d *Destination) Parallelism() int { return d.cfg.Connections }
+
 // Send delivers m.Body and returns the peer's ACK.
 func (d *Destination) Send(ctx context.Context, m *engine.Message) (engine.Reply, error) {
 	var s *slot
@@ -251,4 +255,9 @@ var (
 	_ engine.Destination = (*Destination)(nil)
 	_ engine.Provisioner = (*Destination)(nil)
 	_ engine.Closer      = (*Destination)(nil)
+)
+
+var (
+	_ engine.Destination = (*Destination)(nil)
+	_ engine.Parallel    = (*Destination)(nil)
 )

@@ -102,7 +102,7 @@ func (d *destination) newWorker(ctx context.Context) (*worker, error) {
 		Description:   "Osprey delivery to " + d.name,
 		FilterSubject: outSubject(d.ch.name, d.name),
 		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       time.Minute, // kept alive with InProgress while retries back off
+		AckWait:       ackWait, // kept alive with InProgress while retries back off
 		MaxAckPending: maxAck,
 		MaxDeliver:    -1,
 	})
@@ -199,7 +199,7 @@ func (w *worker) finish(t *tracker) {
 // heartbeat tells JetStream that records waiting on slow retries are still being worked on.
 func (w *worker) heartbeat(ctx context.Context, done chan struct{}) {
 	defer close(done)
-	t := time.NewTicker(20 * time.Second)
+	t := time.NewTicker(ackWait / 3)
 	defer t.Stop()
 	for {
 		select {

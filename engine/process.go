@@ -30,8 +30,8 @@ func (ch *channel) newProcessor(ctx context.Context) (*processor, error) {
 		Durable:       "processor",
 		Description:   "Osprey channel processor",
 		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       time.Minute,
-		MaxAckPending: 1, // records in arrival order; each carries up to a few hundred messages
+		AckWait:       ackWait, // short, so a record held by a killed process comes back soon
+		MaxAckPending: 1,       // records in arrival order; each carries up to a few hundred messages
 		MaxDeliver:    -1,
 	})
 	if err != nil {
@@ -41,7 +41,34 @@ func (ch *channel) newProcessor(ctx context.Context) (*processor, error) {
 }
 
 func (p *processor) run(ctx context.Context) {
-	consume(ctx, p.cons, p.ch.log, 1, func(m jetstream.Msg) { p.handle(ctx, m) })
+	consume(ctx, p.cons, p.ch.log, 1, func(m jetstream.Msg) {
+		defer keepAlive(m)()
+		p.handle(ctx, m)
+	})
+}
+
+// ackWait is how long JetStream waits for an ack before it hands a record to another
+// consumer instance; after a crash, that is how long the records in flight wait. Work that
+// takes longer (retries against a store that is down) keeps its record with in-progress
+// acks, so the wait can stay short.
+const ackWait = 15 * time.Second
+
+// keepAlive sends in-progress acks for m until the returned function is called.
+func keepAlive(m jetstream.Msg) (stop func()) {
+	done := make(chan struct{})
+	go func() {
+		t := time.NewTicker(ackWait / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+				_ = m.InProgress()
+			}
+		}
+	}()
+	return func() { close(done) }
 }
 
 // consume pulls messages until ctx ends and hands each to fn, in order.

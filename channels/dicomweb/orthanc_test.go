@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -218,9 +219,30 @@ func TestOrthancStudyReachesOsprey(t *testing.T) {
 	m := ct.Manifest
 	o.upload(t, instancesOf(ct))
 
+	// What Osprey summarises from Orthanc's metadata must equal what it summarises from the
+	// instances themselves, Retrieve aside.
+	var parsed []*dcm.Dataset
+	for _, in := range ct.Instances {
+		ds, err := dcm.Parse(bytes.NewReader(in.Data), int64(len(in.Data)), nil, dcm.SkipPixelData())
+		if err != nil {
+			t.Fatal(err)
+		}
+		parsed = append(parsed, &ds)
+	}
+	want, err := dicom.SummarizeInstances(parsed)
+	if err != nil {
+		t.Fatal(err)
+	}
 	for name, sk := range map[string]*sink{"lua notification": notified, "qido poller": polled} {
 		t.Run(name, func(t *testing.T) {
 			msg, sum := sk.wait(t, m.StudyInstanceUID)
+			got := sum
+			got.Retrieve = dicom.Retrieve{}
+			if !reflect.DeepEqual(got, want) {
+				a, _ := json.Marshal(got)
+				b, _ := json.Marshal(want)
+				t.Errorf("summary from Orthanc's metadata:\n%s\nfrom the instances:\n%s", a, b)
+			}
 			if msg.ContentType != engine.ContentStudy {
 				t.Errorf("content type %q", msg.ContentType)
 			}

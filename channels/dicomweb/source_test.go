@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"reflect"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -240,5 +241,38 @@ func TestLateInstanceReopensStudy(t *testing.T) {
 	}
 	if !strings.Contains(string(msgs[1].Body), `"number_of_instances":3`) || msgs[1].Meta["update"] != "true" {
 		t.Errorf("second announcement: meta %v, body %.200s", msgs[1].Meta, msgs[1].Body)
+	}
+}
+
+// TestConcurrentSTOWOfOneStudy splits a study over eight concurrent requests: every instance
+// is counted and the study is announced once, with all of them.
+func TestConcurrentSTOWOfOneStudy(t *testing.T) {
+	b := newBroker(t)
+	sk := newSink()
+	src, _ := runSource(t, b, dicomweb.SourceConfig{QuietPeriod: 2 * time.Second}, sk)
+	ct := headCT(t, "concurrent", 16)
+	all := instancesOf(ct)
+	var wg sync.WaitGroup
+	statuses := make([]int, 8)
+	for r := range 8 {
+		typ, body := dicomweb.Multipart(all[r*2 : r*2+2]...)
+		wg.Go(func() { statuses[r], _ = post(t, src.BaseURL()+"/studies", typ, body, "") })
+	}
+	wg.Wait()
+	for r, s := range statuses {
+		if s != http.StatusOK {
+			t.Fatalf("request %d: status %d", r, s)
+		}
+	}
+	_, sum := sk.wait(t, ct.Manifest.StudyInstanceUID)
+	if sum.NumberOfInstances != 16 {
+		t.Errorf("announced %d instances, want 16", sum.NumberOfInstances)
+	}
+	objs, err := dicom.DecodeJSONArray(body0(t, src.BaseURL()+"/studies?StudyInstanceUID="+ct.Manifest.StudyInstanceUID))
+	if err != nil || len(objs) != 1 || objs[0].String(tag.NumberOfStudyRelatedInstances) != "16" {
+		t.Errorf("QIDO-RS study count: %v %v", objs, err)
+	}
+	if n := sk.count(t, ct.Manifest.StudyInstanceUID); n != 1 {
+		t.Errorf("announced %d times, want 1", n)
 	}
 }

@@ -35,6 +35,8 @@ const (
 	// FailCannotUnderstand is C000H, Error: Cannot understand: the part is not a Part 10 file,
 	// is truncated, or does not parse.
 	FailCannotUnderstand = 0xC000
+	// FailTransferSyntax is C122H, Referenced Transfer Syntax not supported (deflate).
+	FailTransferSyntax = 0xC122
 	// FailStudyMismatch is C409H, inside the Cxxx "cannot understand" range that PS3.18
 	// leaves to implementations: the instance's StudyInstanceUID differs from the study of the
 	// request URL. dcm4chee-arc uses the same value for the same condition.
@@ -216,6 +218,13 @@ func storeFailure(err error) int {
 func validate(data []byte, urlStudy string) (stowOutcome, *instanceRecord) {
 	if len(data) < 132 || string(data[128:132]) != "DICM" {
 		return stowOutcome{failure: FailCannotUnderstand, why: "not a DICOM Part 10 file (no DICM preamble)"}, nil
+	}
+	// Lengths first: the parser trusts them and would allocate what a hostile file declares.
+	if err := dicom.CheckLengths(data); err != nil {
+		if errors.Is(err, dicom.ErrUnsupportedSyntax) {
+			return stowOutcome{failure: FailTransferSyntax, why: err.Error()}, nil
+		}
+		return stowOutcome{failure: FailCannotUnderstand, why: "truncated or corrupt: " + err.Error()}, nil
 	}
 	ds, err := parse(data)
 	if err != nil {

@@ -201,6 +201,20 @@ func (b *Broker) startEmbedded() error {
 // errNotReady is wrapped by the readiness error so that it carries a %w cause.
 var errNotReady = errors.New("timeout")
 
+// dial opens another connection to the same server, for a component whose traffic should
+// not queue behind everyone else's on the shared connection.
+func (b *Broker) dial(name string) (*nats.Conn, error) {
+	// The broker's ClosedHandler is for its own connection; this one closes with its owner.
+	opts := append(b.connOptions(), nats.Name(b.cfg.Name+" "+name), nats.ClosedHandler(nil))
+	if b.srv != nil {
+		return nats.Connect("", append(opts, nats.InProcessServer(b.srv))...)
+	}
+	if b.cfg.Creds != "" {
+		opts = append(opts, nats.UserCredentials(b.cfg.Creds))
+	}
+	return nats.Connect(b.cfg.URL, opts...)
+}
+
 func (b *Broker) connectExternal() error {
 	opts := b.connOptions()
 	if b.cfg.Creds != "" {

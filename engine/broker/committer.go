@@ -52,6 +52,7 @@ const (
 // Entries appear in the stream in the order Commit calls enqueued them; one goroutine's
 // sequential commits keep their order. A Committer is safe for concurrent use.
 type Committer struct {
+	nc *nats.Conn // its own connection, so commits never queue behind consumers' traffic
 	b        *Broker
 	subject  string
 	opts     CommitterOptions
@@ -150,7 +151,13 @@ func (b *Broker) NewCommitter(subject string, opts CommitterOptions) *Committer 
 	// A JetStream context of its own gives the Committer its own reply subscription and an
 	// ack timeout, so that a lost acknowledgement frees its slot, without changing the
 	// broker's shared context.
-	c.js, c.jsErr = jetstream.New(b.nc, jetstream.WithPublishAsyncTimeout(opts.AckTimeout))
+	nc, err := b.dial("committer " + subject)
+	if err != nil {
+		c.jsErr = fmt.Errorf("broker: committer connection: %w", err)
+	} else {
+		c.nc = nc
+		c.js, c.jsErr = jetstream.New(nc, jetstream.WithPublishAsyncTimeout(opts.AckTimeout))
+	}
 	go c.run()
 	go c.ack()
 	return c
@@ -223,6 +230,9 @@ func (c *Committer) Close(ctx context.Context) error {
 	c.mu.Unlock()
 	select {
 	case <-c.done:
+		if c.nc != nil {
+			c.nc.Close()
+		}
 		return nil
 	case <-ctx.Done():
 		return fmt.Errorf("broker: close committer %s: %w", c.subject, ctx.Err())

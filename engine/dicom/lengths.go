@@ -95,6 +95,9 @@ func (w *walker) element(pos, end, depth int) (int, []byte, error) {
 		if pos+8 > end {
 			return 0, nil, fmt.Errorf("%w: truncated item at byte %d", ErrLength, pos)
 		}
+		if elem != 0xE000 && elem != 0xE00D && elem != 0xE0DD {
+			return 0, nil, fmt.Errorf("%w: (FFFE,%04X) at byte %d is not an item or delimiter", ErrLength, elem, pos)
+		}
 		length, head = o.Uint32(d[pos+4:]), 8
 	case explicit:
 		if pos+8 > end {
@@ -161,6 +164,9 @@ func (w *walker) items(pos, end, depth int) error {
 		if pos+8 > end {
 			return fmt.Errorf("%w: truncated item at byte %d", ErrLength, pos)
 		}
+		if w.order.Uint16(w.data[pos:]) != 0xFFFE || w.order.Uint16(w.data[pos+2:]) != 0xE000 {
+			return fmt.Errorf("%w: expected an item at byte %d", ErrLength, pos)
+		}
 		length := w.order.Uint32(w.data[pos+4:])
 		start := pos + 8
 		if length == undefined {
@@ -193,8 +199,13 @@ func (w *walker) undefinedValue(pos, end, depth int, fragments bool) (int, error
 		}
 		start := pos + 8
 		switch {
-		case elem == 0xE0DD: // sequence delimitation item
+		case elem == 0xE0DD: // sequence delimitation item, whose length is 0 (PS3.5 7.5.2)
+			if length != 0 {
+				return 0, fmt.Errorf("%w: sequence delimiter at byte %d has length %d", ErrLength, pos, length)
+			}
 			return start, nil
+		case elem != 0xE000:
+			return 0, fmt.Errorf("%w: (FFFE,%04X) at byte %d is not an item", ErrLength, elem, pos)
 		case length == undefined:
 			next, err := w.itemUndefined(start, end, depth)
 			if err != nil {
@@ -225,6 +236,9 @@ func (w *walker) itemUndefined(pos, end, depth int) (int, error) {
 			return 0, fmt.Errorf("%w: truncated item at byte %d", ErrLength, pos)
 		}
 		if w.order.Uint16(w.data[pos:]) == 0xFFFE && w.order.Uint16(w.data[pos+2:]) == 0xE00D {
+			if n := w.order.Uint32(w.data[pos+4:]); n != 0 {
+				return 0, fmt.Errorf("%w: item delimiter at byte %d has length %d", ErrLength, pos, n)
+			}
 			return pos + 8, nil
 		}
 		next, _, err := w.element(pos, end, depth)

@@ -31,7 +31,7 @@ func (ch *channel) newProcessor(ctx context.Context) (*processor, error) {
 		Description:   "Osprey channel processor",
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       ackWait, // short, so a record held by a killed process comes back soon
-		MaxAckPending: 1,       // records in arrival order; each carries up to a few hundred messages
+		MaxAckPending: maxRecordsPerPass, // fetched in order and processed in order, a pass at a time
 		MaxDeliver:    -1,
 	})
 	if err != nil {
@@ -41,10 +41,43 @@ func (ch *channel) newProcessor(ctx context.Context) (*processor, error) {
 }
 
 func (p *processor) run(ctx context.Context) {
-	consume(ctx, p.cons, p.ch.log, 1, func(m jetstream.Msg) {
-		defer keepAlive(m)()
-		p.handle(ctx, m)
-	})
+	for ctx.Err() == nil {
+		batch := p.next(ctx)
+		if len(batch) == 0 {
+			continue
+		}
+		stop := keepAlive(batch...)
+		p.handle(ctx, batch)
+		stop()
+	}
+}
+
+// maxRecordsPerPass bounds how many inbound records one pass takes. Records that queued
+// while the previous pass was busy are processed together: one store transaction, one
+// record per destination, so the work per message falls as the load rises.
+const maxRecordsPerPass = 32
+
+// next waits up to a quarter of a second for a record (short, so a stop is quick), then takes whatever else is already waiting.
+func (p *processor) next(ctx context.Context) []jetstream.Msg {
+	collect := func(b jetstream.MessageBatch, err error) []jetstream.Msg {
+		if err != nil {
+			if ctx.Err() == nil {
+				p.ch.log.Warn("inbound fetch", "err", err)
+				_ = sleepCtx(ctx, 100*time.Millisecond)
+			}
+			return nil
+		}
+		var out []jetstream.Msg
+		for m := range b.Messages() {
+			out = append(out, m)
+		}
+		return out
+	}
+	batch := collect(p.cons.Fetch(1, jetstream.FetchMaxWait(250*time.Millisecond)))
+	if len(batch) == 0 {
+		return nil
+	}
+	return append(batch, collect(p.cons.FetchNoWait(maxRecordsPerPass-1))...)
 }
 
 // ackWait is how long JetStream waits for an ack before it hands a record to another
@@ -53,8 +86,8 @@ func (p *processor) run(ctx context.Context) {
 // acks, so the wait can stay short.
 const ackWait = 15 * time.Second
 
-// keepAlive sends in-progress acks for m until the returned function is called.
-func keepAlive(m jetstream.Msg) (stop func()) {
+// keepAlive sends in-progress acks for ms until the returned function is called.
+func keepAlive(ms ...jetstream.Msg) (stop func()) {
 	done := make(chan struct{})
 	go func() {
 		t := time.NewTicker(ackWait / 3)
@@ -64,7 +97,9 @@ func keepAlive(m jetstream.Msg) (stop func()) {
 			case <-done:
 				return
 			case <-t.C:
-				_ = m.InProgress()
+				for _, m := range ms {
+					_ = m.InProgress()
+				}
 			}
 		}
 	}()
@@ -110,36 +145,57 @@ type outcome struct {
 	released bool          // a study back from the hold stream
 }
 
-func (p *processor) handle(ctx context.Context, m jetstream.Msg) {
+func (p *processor) handle(ctx context.Context, batch []jetstream.Msg) {
 	ch := p.ch
-	entries, err := broker.DecodeRecord(m.Data())
-	meta, _ := m.Metadata()
-	if err != nil {
-		// Nothing in it can be read, now or later; keep it out of the way but say so loudly.
-		ch.log.Error("inbound record is corrupt; terminated", "stream_seq", seqOf(meta), "err", err)
-		ch.noteError("corrupt inbound record: " + err.Error())
-		_ = m.Term()
+	var outs []outcome
+	var good []jetstream.Msg
+	var first, last uint64
+	for _, m := range batch {
+		meta, _ := m.Metadata()
+		entries, err := broker.DecodeRecord(m.Data())
+		if err != nil {
+			// Nothing in it can be read, now or later; keep it out of the way but say so loudly.
+			ch.log.Error("inbound record is corrupt; terminated", "stream_seq", seqOf(meta), "err", err)
+			ch.noteError("corrupt inbound record: " + err.Error())
+			_ = m.Term()
+			continue
+		}
+		if first == 0 {
+			first = seqOf(meta)
+		}
+		last = seqOf(meta)
+		good = append(good, m)
+		for _, e := range entries {
+			outs = append(outs, ch.process(e))
+		}
+	}
+	if len(good) == 0 {
 		return
 	}
-	outs := make([]outcome, len(entries))
-	for i, e := range entries {
-		outs[i] = ch.process(e)
-	}
-	if !ch.commitOutcomes(ctx, outs, seqOf(meta)) {
-		// Stopping: hand the record back at once rather than after its ack wait, so the
-		// next processor (a reload, a restart) takes it up without delay.
-		_ = m.Nak()
+	if !ch.commitOutcomes(ctx, outs, fmt.Sprintf("%d-%d", first, last)) {
+		// Stopping: hand the records back at once rather than after their ack wait, so the
+		// next processor (a reload, a restart) takes them up without delay.
+		for _, m := range good {
+			_ = m.Nak()
+		}
 		return
 	}
-	if err := m.Ack(); err != nil {
-		ch.log.Warn("ack inbound record", "err", err) // it comes back and is found already done
+	for _, m := range good {
+		if err := m.Ack(); err != nil {
+			ch.log.Warn("ack inbound record", "err", err) // it comes back and is found already done
+		}
 	}
 }
 
 // commitOutcomes writes what processing decided: messages, stages, delivery rows, then one
 // record per destination. It reports false when ctx ended first; an operation already
 // started is allowed to finish, so a stop never cuts a write in half.
-func (ch *channel) commitOutcomes(ctx context.Context, outs []outcome, seq uint64) bool {
+//
+// pass names the inbound records the outcomes came from ("first-last" stream sequences); it
+// makes the Nats-Msg-Id of what is published, so a pass repeated after a crash within the
+// stream's duplicate window does not queue its records twice. (Beyond that, or if a repeat
+// groups records differently, the delivery worker finds the message delivered in the store.)
+func (ch *channel) commitOutcomes(ctx context.Context, outs []outcome, pass string) bool {
 	st := ch.e.opts.Store
 	recs := make([]store.Message, len(outs))
 	for i, o := range outs {
@@ -189,7 +245,7 @@ func (ch *channel) commitOutcomes(ctx context.Context, outs []outcome, seq uint6
 		if len(es) == 0 {
 			continue
 		}
-		id := fmt.Sprintf("%s:%d:%s", ch.name, seq, d.name)
+		id := fmt.Sprintf("%s:%s:%s", ch.name, pass, d.name)
 		if !retry(ctx, ch, "queue for "+d.name, op(func(c context.Context) error { return d.publish(c, id, es) })) {
 			return false
 		}

@@ -2,8 +2,6 @@ package dicomweb
 
 import (
 	"context"
-	"encoding/json"
-	"fmt"
 	"time"
 
 	"github.com/osprey-health/osprey/engine"
@@ -92,26 +90,16 @@ func (s *Source) announce(ctx context.Context, sink engine.Sink, study string, m
 		return cerr
 	}
 	sum.Retrieve = dicom.Retrieve{BaseURL: s.BaseURL(), Source: dicom.SourceSTOW}
-	body, err := json.Marshal(sum)
+	meta := map[string]string{}
+	if rec != nil {
+		meta["remote_addr"] = rec.RemoteAddr
+		if !rec.Notified.IsZero() {
+			meta["update"] = "true" // instances arrived after the study was announced once
+		}
+	}
+	m, err := studyMessage(s.res.Channel, sum, meta)
 	if err != nil {
-		return fmt.Errorf("dicomweb: encode study %s: %w", study, err)
-	}
-	m := &engine.Message{
-		Channel:     s.res.Channel,
-		ContentType: engine.ContentStudy,
-		Body:        body,
-		ReceivedAt:  time.Now().UTC(),
-		Meta: map[string]string{
-			"base_url":           s.BaseURL(),
-			"study_instance_uid": study,
-			"instances":          fmt.Sprint(sum.NumberOfInstances),
-		},
-	}
-	if rec != nil && rec.RemoteAddr != "" {
-		m.Meta["remote_addr"] = rec.RemoteAddr
-	}
-	if rec != nil && !rec.Notified.IsZero() {
-		m.Meta["update"] = "true" // instances arrived after the study was announced once
+		return err
 	}
 	receipt, err := sink.Accept(ctx, m)
 	if err != nil {

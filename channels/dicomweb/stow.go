@@ -76,7 +76,7 @@ func (s *Source) stow(c echo.Context) error {
 	ctx := req.Context()
 	remote := remoteAddr(c)
 	var outcomes []stowOutcome
-	var added = map[string][]*instanceRecord{}
+	added := map[string][]*instanceRecord{}
 	status := 0
 	var readErr error
 	for {

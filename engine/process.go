@@ -30,7 +30,7 @@ func (ch *channel) newProcessor(ctx context.Context) (*processor, error) {
 		Durable:       "processor",
 		Description:   "Osprey channel processor",
 		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       ackWait, // short, so a record held by a killed process comes back soon
+		AckWait:       ackWait,           // short, so a record held by a killed process comes back soon
 		MaxAckPending: maxRecordsPerPass, // fetched in order and processed in order, a pass at a time
 		MaxDeliver:    -1,
 	})

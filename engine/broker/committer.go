@@ -52,7 +52,7 @@ const (
 // Entries appear in the stream in the order Commit calls enqueued them; one goroutine's
 // sequential commits keep their order. A Committer is safe for concurrent use.
 type Committer struct {
-	nc *nats.Conn // its own connection, so commits never queue behind consumers' traffic
+	nc       *nats.Conn // its own connection, so commits never queue behind consumers' traffic
 	b        *Broker
 	subject  string
 	opts     CommitterOptions

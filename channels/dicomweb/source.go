@@ -3,7 +3,6 @@ package dicomweb
 import (
 	"context"
 	"crypto/subtle"
-	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -133,17 +132,9 @@ func (s *Source) Listen() error {
 	if s.ln != nil {
 		return nil
 	}
-	ln, err := net.Listen("tcp", s.cfg.Address)
+	ln, err := bind(s.cfg.Address, s.cfg.TLS)
 	if err != nil {
-		return fmt.Errorf("dicomweb: listen %s: %w", s.cfg.Address, err)
-	}
-	if s.cfg.TLS != nil {
-		tc, err := s.cfg.TLS.Config()
-		if err != nil {
-			ln.Close()
-			return err
-		}
-		ln = tls.NewListener(ln, tc)
+		return err
 	}
 	s.ln = ln
 	return nil

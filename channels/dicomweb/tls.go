@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 )
 
@@ -81,4 +82,21 @@ func loadPool(file string) (*x509.CertPool, error) {
 		return nil, fmt.Errorf("dicomweb: %s holds no PEM certificate", file)
 	}
 	return pool, nil
+}
+
+// bind listens on addr, with TLS when t is set: what both HTTP sources do in Listen.
+func bind(addr string, t *ServerTLS) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("dicomweb: listen %s: %w", addr, err)
+	}
+	if t != nil {
+		tc, err := t.Config()
+		if err != nil {
+			ln.Close()
+			return nil, err
+		}
+		ln = tls.NewListener(ln, tc)
+	}
+	return ln, nil
 }

@@ -471,7 +471,7 @@ func (s *Source) handle(ctx context.Context, log *slog.Logger, frame []byte, met
 	if perr != nil {
 		return hl7v2.AckBytes(frame, ack, opts)
 	}
-	return hl7v2.NewAck(msg, ack, opts).Encode()
+	return hl7v2.AckFor(msg, ack, opts)
 }
 
 // code maps an original-mode code to its enhanced-mode counterpart when enhanced is set.

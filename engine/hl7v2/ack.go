@@ -2,7 +2,7 @@ package hl7v2
 
 import (
 	"bytes"
-	"crypto/rand"
+	"math/rand/v2"
 	"errors"
 	"strconv"
 	"time"
@@ -95,24 +95,62 @@ type ackSource struct {
 // severity, ERR-8 text), with ERR-1 filled as well for versions before 2.5. Texts are
 // escaped; characters the message's character set lacks become "?". orig may be nil.
 func NewAck(orig *Message, code AckCode, opts AckOptions) *Message {
-	src := ackSource{d: DefaultDelimiters, cs: asciiCharset}
-	if orig != nil && len(orig.segs) > 0 {
-		raw := func(path string) []byte {
-			p, _ := ParsePath(path)
-			b, _, _ := orig.locate(p)
-			return b
-		}
-		src = ackSource{
-			d: orig.d, cs: orig.charset(),
-			sendApp: raw("MSH-3"), sendFac: raw("MSH-4"), recvApp: raw("MSH-5"), recvFac: raw("MSH-6"),
-			event: raw("MSH-9.2"), controlID: raw("MSH-10"), procID: raw("MSH-11"), version: raw("MSH-12"),
-			charsets: raw("MSH-18"),
-		}
-	}
+	src := newAckSource(orig)
 	return buildAck(&src, code, opts)
 }
 
+// AckFor is NewAck(orig, code, opts).Encode() without building the Message: the bytes an
+// MLLP source writes back, on the hot path of every message it receives.
+func AckFor(orig *Message, code AckCode, opts AckOptions) []byte {
+	src := newAckSource(orig)
+	return ackBytes(&src, code, opts)
+}
+
+// The MSH paths an ACK copies, parsed once.
+var (
+	pathMSH3, pathMSH4, pathMSH5, pathMSH6 = mustPath("MSH-3"), mustPath("MSH-4"), mustPath("MSH-5"), mustPath("MSH-6")
+	pathMSH9e, pathMSH10, pathMSH11        = mustPath("MSH-9.2"), mustPath("MSH-10"), mustPath("MSH-11")
+	pathMSH12, pathMSH18                   = mustPath("MSH-12"), mustPath("MSH-18")
+)
+
+func mustPath(s string) Path {
+	p, err := ParsePath(s)
+	if err != nil {
+		panic(err)
+	}
+	return p
+}
+
+func newAckSource(orig *Message) ackSource {
+	if orig == nil || len(orig.segs) == 0 {
+		return ackSource{d: DefaultDelimiters, cs: asciiCharset}
+	}
+	raw := func(p Path) []byte {
+		b, _, _ := orig.locate(p)
+		return b
+	}
+	return ackSource{
+		d: orig.d, cs: orig.charset(),
+		sendApp: raw(pathMSH3), sendFac: raw(pathMSH4), recvApp: raw(pathMSH5), recvFac: raw(pathMSH6),
+		event: raw(pathMSH9e), controlID: raw(pathMSH10), procID: raw(pathMSH11), version: raw(pathMSH12),
+		charsets: raw(pathMSH18),
+	}
+}
+
 func buildAck(src *ackSource, code AckCode, opts AckOptions) *Message {
+	m, err := Parse(ackBytes(src, code, opts))
+	if err != nil {
+		// Unreachable: the header is built from delimiters a parse accepted. Answer anyway.
+		ctrl := opts.ControlID
+		if ctrl == "" {
+			ctrl = newControlID()
+		}
+		m, _ = Parse([]byte("MSH|^~\\&|||||||ACK|" + string(appendEscaped(nil, []byte(ctrl), &DefaultDelimiters)) + "|P|2.5\rMSA|" + string(code) + "\r"))
+	}
+	return m
+}
+
+func ackBytes(src *ackSource, code AckCode, opts AckOptions) []byte {
 	d, cs := &src.d, src.cs
 	text := func(s string) []byte { return appendEscaped(nil, encodeLossy(cs, s), d) }
 	now := opts.Now
@@ -182,12 +220,7 @@ func buildAck(src *ackSource, code AckCode, opts AckOptions) *Message {
 	for _, e := range opts.Errors {
 		writeErr(&b, e, old, d, text)
 	}
-	m, err := Parse(b.Bytes())
-	if err != nil {
-		// Unreachable: the header is built from delimiters a parse accepted. Answer anyway.
-		m, _ = Parse([]byte("MSH|^~\\&|||||||ACK|" + string(text(ctrl)) + "|P|2.5\rMSA|" + string(text(string(code))) + "\r"))
-	}
-	return m
+	return b.Bytes()
 }
 
 func writeErr(b *bytes.Buffer, e AckError, old bool, d *Delimiters, text func(string) []byte) {
@@ -284,10 +317,18 @@ const controlIDAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567"
 // newControlID returns 20 random characters (100 bits): unique without coordination and
 // within the 20 characters MSH-10 allows before v2.7.
 func newControlID() string {
+	// math/rand/v2's global source is ChaCha8 seeded from the OS: 100 random bits make a
+	// repeat practically impossible without a getrandom system call on every ACK.
 	var r [20]byte
-	_, _ = rand.Read(r[:]) // crypto/rand.Read never fails (Go 1.24+)
+	a, b := rand.Uint64(), rand.Uint64()
 	for i := range r {
-		r[i] = controlIDAlphabet[r[i]&31]
+		if i < 12 {
+			r[i] = controlIDAlphabet[a&31]
+			a >>= 5
+		} else {
+			r[i] = controlIDAlphabet[b&31]
+			b >>= 5
+		}
 	}
 	return string(r[:])
 }

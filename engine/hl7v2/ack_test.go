@@ -249,3 +249,27 @@ func TestSplit(t *testing.T) {
 		t.Error("appending to one message changed the next")
 	}
 }
+
+// AckFor is the fast path of NewAck(...).Encode(); they must never differ.
+func TestAckForEqualsNewAckEncode(t *testing.T) {
+	now := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	for _, raw := range []string{
+		"MSH|^~\\&|HIS|HOSP|RIS|RAD|20261201120000||ORM^O01|C1|P|2.3.1\rPID|1||P1\r",
+		"MSH|^~\\&|A|B|C|D|20261201120000||ADT^A08^ADT_A01|C2|T|2.5.1|||AL|NE||UNICODE UTF-8\rPID|1||Müller\r",
+		"MSH#$%*@|A|B\r",
+	} {
+		m, err := Parse([]byte(raw))
+		if err != nil {
+			continue
+		}
+		for _, opts := range []AckOptions{
+			{ControlID: "ACK1", Now: now},
+			{ControlID: "ACK2", Now: now, Text: "bad | text", Errors: []AckError{{Code: 207, Location: "PID-3", Text: "no patient"}}},
+		} {
+			want := NewAck(m, ApplicationError, opts).Encode()
+			if got := AckFor(m, ApplicationError, opts); !bytes.Equal(got, want) {
+				t.Errorf("AckFor(%q)\n got %q\nwant %q", raw, got, want)
+			}
+		}
+	}
+}

@@ -89,30 +89,68 @@ func unitOrder(units map[string]bool) []string {
 	return append(out, rest...)
 }
 
+// render prints one table per benchmark, each with the metrics that benchmark reports, so
+// that a codec's MB/s and an ingest's p99 do not share one unreadable width.
 func render(w io.Writer, rows []row, units []string) {
 	base := map[string]float64{} // group+config -> ns/op of the first implementation listed
+	var groups []string
+	byGroup := map[string][]row{}
 	for _, r := range rows {
 		k := r.group + "|" + r.config
 		if _, ok := base[k]; !ok && r.impl != "" {
 			base[k] = r.metrics["ns/op"]
 		}
+		if _, ok := byGroup[r.group]; !ok {
+			groups = append(groups, r.group)
+		}
+		byGroup[r.group] = append(byGroup[r.group], r)
 	}
-	header := append([]string{"benchmark", "impl", "config"}, units...)
-	header = append(header, "time vs first")
-	table := [][]string{header}
-	for _, r := range rows {
-		line := []string{r.group, r.impl, r.config}
+	for gi, g := range groups {
+		rs := byGroup[g]
+		var cols []string
 		for _, u := range units {
-			v, ok := r.metrics[u]
-			line = append(line, format(v, ok))
+			for _, r := range rs {
+				if _, ok := r.metrics[u]; ok {
+					cols = append(cols, u)
+					break
+				}
+			}
 		}
-		ratio := ""
-		if b := base[r.group+"|"+r.config]; b > 0 && r.impl != "" {
-			ratio = fmt.Sprintf("%.2fx", r.metrics["ns/op"]/b)
+		compare := false
+		impls := map[string]bool{}
+		for _, r := range rs {
+			impls[r.impl] = true
 		}
-		table = append(table, append(line, ratio))
+		compare = len(impls) > 1
+		header := append([]string{g, "config"}, cols...)
+		if compare {
+			header = append(header, "time vs first")
+		}
+		table := [][]string{header}
+		for _, r := range rs {
+			line := []string{r.impl, r.config}
+			for _, u := range cols {
+				v, ok := r.metrics[u]
+				line = append(line, format(v, ok))
+			}
+			if compare {
+				ratio := ""
+				if b := base[r.group+"|"+r.config]; b > 0 {
+					ratio = fmt.Sprintf("%.2fx", r.metrics["ns/op"]/b)
+				}
+				line = append(line, ratio)
+			}
+			table = append(table, line)
+		}
+		if gi > 0 {
+			fmt.Fprintln(w)
+		}
+		printTable(w, table)
 	}
-	widths := make([]int, len(header))
+}
+
+func printTable(w io.Writer, table [][]string) {
+	widths := make([]int, len(table[0]))
 	for _, l := range table {
 		for i, c := range l {
 			widths[i] = max(widths[i], len(c))
@@ -120,7 +158,7 @@ func render(w io.Writer, rows []row, units []string) {
 	}
 	for i, l := range table {
 		for j, c := range l {
-			if j < 3 {
+			if j < 2 {
 				fmt.Fprintf(w, "%-*s  ", widths[j], c)
 			} else {
 				fmt.Fprintf(w, "%*s  ", widths[j], c)

@@ -74,6 +74,7 @@ type worker struct {
 
 	mu       sync.Mutex
 	inFlight map[*tracker]struct{}
+	queued   map[string]int // message id -> copies in the lanes
 
 	// unrecorded holds a token from just before a send until its attempt is in the store:
 	// that window is what a crash can repeat, so it is kept to one message per connection.
@@ -81,8 +82,10 @@ type worker struct {
 }
 
 type job struct {
-	entry broker.Entry
-	t     *tracker
+	entry    broker.Entry
+	t        *tracker
+	attempts int  // attempts recorded before this pass
+	recheck  bool // another copy of this message is in the lanes: read its state before sending
 }
 
 // tracker acknowledges a record once every entry in it is finished.
@@ -113,7 +116,7 @@ func (d *destination) newWorker(ctx context.Context) (*worker, error) {
 	if p, ok := d.dst.(Parallel); ok && p.Parallelism() > 0 {
 		par = p.Parallelism()
 	}
-	w := &worker{d: d, cons: cons, inFlight: map[*tracker]struct{}{}, unrecorded: make(chan struct{}, par)}
+	w := &worker{d: d, cons: cons, inFlight: map[*tracker]struct{}{}, queued: map[string]int{}, unrecorded: make(chan struct{}, par)}
 	for range lanes {
 		w.lanes = append(w.lanes, make(chan job, 256))
 	}
@@ -158,12 +161,38 @@ func (w *worker) dispatch(ctx context.Context, m jetstream.Msg) {
 		_ = m.Term()
 		return
 	}
+	// What an earlier pass already did is in the store, one query per record: a record whose
+	// ack was lost in a crash comes back from JetStream looking new.
+	ids := make([]string, len(entries))
+	for i, e := range entries {
+		ids[i] = e.ID
+	}
+	var states map[string]store.Delivery
+	if !retry(ctx, w.d.ch, "read deliveries of "+w.d.name, func() error {
+		var err error
+		states, err = w.d.ch.e.opts.Store.DeliveryStates(ctx, w.d.name, ids)
+		return err
+	}) {
+		return // stopping; the record is not acked and comes back
+	}
 	t := &tracker{msg: m}
 	t.pending.Store(int32(len(entries)))
 	w.mu.Lock()
 	w.inFlight[t] = struct{}{}
 	w.mu.Unlock()
 	for i, e := range entries {
+		st, known := states[e.ID]
+		if known && st.Status != store.DeliveryQueued {
+			w.finish(t) // delivered or dead-lettered by an earlier pass
+			continue
+		}
+		j := job{entry: e, t: t, attempts: st.Attempts}
+		w.mu.Lock()
+		// The same message twice in this worker's lanes at once can only be a repeat after a
+		// crash; the second copy asks the store again right before it would be sent.
+		j.recheck = w.queued[e.ID] > 0
+		w.queued[e.ID]++
+		w.mu.Unlock()
 		lane := 0
 		if len(w.lanes) > 1 {
 			key := e.Headers[hdrKey]
@@ -175,7 +204,7 @@ func (w *worker) dispatch(ctx context.Context, m jetstream.Msg) {
 			lane = int(h.Sum32() % uint32(len(w.lanes)))
 		}
 		select {
-		case w.lanes[lane] <- job{entry: e, t: t}:
+		case w.lanes[lane] <- j:
 		case <-ctx.Done():
 			// The rest of this record is not handed out; the record is not acked and comes back.
 			t.pending.Add(-int32(len(entries) - i))
@@ -225,15 +254,21 @@ const maxSendTime = 5 * time.Minute
 func (w *worker) deliver(ctx context.Context, j job) bool {
 	d, st := w.d, w.d.ch.e.opts.Store
 	e := j.entry
-	// The store says whether an earlier pass delivered this already: a record whose ack was
-	// lost in a crash comes back from JetStream looking new, so its delivery count cannot.
-	n := 1
-	old, err := st.Delivery(ctx, e.ID, d.name)
-	if err == nil {
-		if old.Status != store.DeliveryQueued {
-			return true // delivered or dead-lettered by an earlier pass
+	defer func() {
+		w.mu.Lock()
+		if w.queued[e.ID]--; w.queued[e.ID] <= 0 {
+			delete(w.queued, e.ID)
 		}
-		n = old.Attempts + 1
+		w.mu.Unlock()
+	}()
+	n := j.attempts + 1
+	if j.recheck {
+		if old, err := st.Delivery(ctx, e.ID, d.name); err == nil {
+			if old.Status != store.DeliveryQueued {
+				return true // the other copy delivered it
+			}
+			n = old.Attempts + 1
+		}
 	}
 	received, _ := time.Parse(time.RFC3339Nano, e.Headers[hdrReceived])
 	msg := &Message{ID: e.ID, Channel: d.ch.name, ContentType: e.Headers[hdrContentType], Body: e.Body, ReceivedAt: received}

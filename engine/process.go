@@ -214,6 +214,27 @@ func (ch *channel) commitOutcomes(ctx context.Context, outs []outcome, pass stri
 	if !ch.commitContext(ctx, outs, op) {
 		return false
 	}
+	// A first pass may have got this far, and the destination may have delivered some of
+	// these since. The store, not NATS, says so: JetStream's delivery count cannot tell a new
+	// record from one whose ack was lost in a crash, which comes back counted as new.
+	earlier := map[*destination]map[string]store.Delivery{}
+	for _, d := range ch.dests {
+		var ids []string
+		for _, o := range outs {
+			if _, ok := o.entries[d]; ok {
+				ids = append(ids, o.rec.ID)
+			}
+		}
+		if len(ids) == 0 {
+			continue
+		}
+		if !retry(ctx, ch, "read deliveries", op(func(c context.Context) (err error) {
+			earlier[d], err = st.DeliveryStates(c, d.name, ids)
+			return err
+		})) {
+			return false
+		}
+	}
 	var deliveries []store.Delivery
 	perDest := map[*destination][]broker.Entry{}
 	for _, o := range outs {
@@ -223,10 +244,7 @@ func (ch *channel) commitOutcomes(ctx context.Context, outs []outcome, pass stri
 			}
 		}
 		for d, e := range o.entries {
-			// A first pass may have got this far, and the destination may have delivered it
-			// since. The store, not NATS, says so: JetStream's delivery count cannot tell a new
-			// record from one whose ack was lost in a crash, which comes back counted as new.
-			if old, err := st.Delivery(ctx, o.rec.ID, d.name); err == nil {
+			if old, ok := earlier[d][o.rec.ID]; ok {
 				if old.Status == store.DeliveryQueued {
 					perDest[d] = append(perDest[d], e)
 				}

@@ -211,6 +211,10 @@ type Store interface {
 	AddAttempt(ctx context.Context, id string, a Attempt, status DeliveryStatus) error
 	// Delivery returns one delivery row, with its payload.
 	Delivery(ctx context.Context, id, destination string) (Delivery, error)
+	// DeliveryStates returns, for those of ids that have a delivery row for destination, that
+	// row without its payload, keyed by message id. It is how the runtime learns, in one
+	// query per batch, which messages an earlier pass already queued or delivered.
+	DeliveryStates(ctx context.Context, destination string, ids []string) (map[string]Delivery, error)
 	// Get returns a message with its stages, attempts and deliveries.
 	Get(ctx context.Context, id string) (Detail, error)
 	// Search finds messages, newest first, one page at a time.

@@ -421,6 +421,34 @@ func nilIfEmpty(b []byte) []byte {
 }
 
 // Delivery implements store.Store.
+// DeliveryStates implements store.Store.
+func (s *Store) DeliveryStates(ctx context.Context, destination string, ids []string) (map[string]store.Delivery, error) {
+	out := make(map[string]store.Delivery, len(ids))
+	if len(ids) == 0 {
+		return out, nil
+	}
+	rows, err := s.pool.Query(ctx, `SELECT message_id, channel, status, attempts, last_error, updated_at
+		FROM deliveries WHERE destination = $1 AND message_id = ANY($2)`, destination, ids)
+	if err != nil {
+		return nil, wrap("delivery states", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		d := store.Delivery{Destination: destination}
+		var status string
+		if err := rows.Scan(&d.MessageID, &d.Channel, &status, &d.Attempts, &d.LastError, &d.UpdatedAt); err != nil {
+			return nil, wrap("delivery states", err)
+		}
+		d.Status, d.UpdatedAt = store.DeliveryStatus(status), d.UpdatedAt.UTC()
+		out[d.MessageID] = d
+	}
+	if err := rows.Err(); err != nil {
+		return nil, wrap("delivery states", err)
+	}
+	return out, nil
+}
+
+// Delivery implements store.Store.
 func (s *Store) Delivery(ctx context.Context, id, destination string) (store.Delivery, error) {
 	d := store.Delivery{MessageID: id, Destination: destination}
 	var status string

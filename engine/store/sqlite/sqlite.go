@@ -459,6 +459,43 @@ func (s *Store) AddAttempt(ctx context.Context, id string, a store.Attempt, stat
 	}))
 }
 
+// DeliveryStates implements store.Store.
+func (s *Store) DeliveryStates(ctx context.Context, destination string, ids []string) (map[string]store.Delivery, error) {
+	out := make(map[string]store.Delivery, len(ids))
+	// SQLite limits the parameters of one statement; 500 ids stay far below it.
+	for start := 0; start < len(ids); start += 500 {
+		chunk := ids[start:min(start+500, len(ids))]
+		args := make([]any, 0, len(chunk)+1)
+		args = append(args, destination)
+		for _, id := range chunk {
+			args = append(args, id)
+		}
+		rows, err := s.r.QueryContext(ctx, `SELECT message_id, channel, status, attempts, last_error, updated_at
+			FROM deliveries WHERE destination = ? AND message_id IN (?`+strings.Repeat(", ?", len(chunk)-1)+`)`, args...)
+		if err != nil {
+			return nil, wrap("delivery states", err)
+		}
+		for rows.Next() {
+			d := store.Delivery{Destination: destination}
+			var status string
+			var updated int64
+			if err := rows.Scan(&d.MessageID, &d.Channel, &status, &d.Attempts, &d.LastError, &updated); err != nil {
+				rows.Close()
+				return nil, wrap("delivery states", err)
+			}
+			d.Status, d.UpdatedAt = store.DeliveryStatus(status), query.FromMicros(updated)
+			out[d.MessageID] = d
+		}
+		if err := rows.Close(); err != nil {
+			return nil, wrap("delivery states", err)
+		}
+		if err := rows.Err(); err != nil {
+			return nil, wrap("delivery states", err)
+		}
+	}
+	return out, nil
+}
+
 // Delivery implements store.Store.
 func (s *Store) Delivery(ctx context.Context, id, destination string) (store.Delivery, error) {
 	d := store.Delivery{MessageID: id, Destination: destination}

@@ -39,6 +39,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"SetStatus", testSetStatus},
 		{"AddStages", testAddStages},
 		{"Deliveries", testDeliveries},
+		{"DeliveryStates", testDeliveryStates},
 		{"AddAttempt", testAddAttempt},
 		{"AddAttemptIdempotent", testAddAttemptIdempotent},
 		{"StatusRecomputation", testStatusRecomputation},
@@ -1131,5 +1132,36 @@ func testPingClose(t *testing.T, s store.Store) {
 	}
 	if err := s.Close(); err != nil {
 		t.Errorf("second Close: %v", err)
+	}
+}
+
+func testDeliveryStates(t *testing.T, s store.Store) {
+	put(t, s, msg("m", t0), msg("n", t0), msg("o", t0))
+	ctx := t.Context()
+	putDeliveries(t, s,
+		store.Delivery{MessageID: "m", Destination: "ris-out", Status: store.DeliveryQueued, UpdatedAt: t0, Payload: []byte("ORU 1")},
+		store.Delivery{MessageID: "n", Destination: "ris-out", Status: store.DeliverySent, Attempts: 2, UpdatedAt: t0, Payload: []byte("ORU 2")},
+		store.Delivery{MessageID: "o", Destination: "ehr-fhir", Status: store.DeliveryQueued, UpdatedAt: t0},
+	)
+	got, err := s.DeliveryStates(ctx, "ris-out", []string{"m", "n", "o", "missing"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || got["m"].Status != store.DeliveryQueued || got["n"].Status != store.DeliverySent || got["n"].Attempts != 2 {
+		t.Fatalf("DeliveryStates = %+v, want m queued and n sent with 2 attempts only", got)
+	}
+	if got["m"].Payload != nil || got["m"].Channel != "ris-in" {
+		t.Errorf("state of m = %+v: want no payload and the message's channel", got["m"])
+	}
+	many := make([]string, 1200) // more than one statement's worth of parameters
+	for i := range many {
+		many[i] = fmt.Sprintf("x%d", i)
+	}
+	many[1100] = "n"
+	if got, err := s.DeliveryStates(ctx, "ris-out", many); err != nil || len(got) != 1 || got["n"].Status != store.DeliverySent {
+		t.Errorf("DeliveryStates over 1200 ids = %+v, %v", got, err)
+	}
+	if got, err := s.DeliveryStates(ctx, "ris-out", nil); err != nil || len(got) != 0 {
+		t.Errorf("DeliveryStates of no ids = %+v, %v", got, err)
 	}
 }

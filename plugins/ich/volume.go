@@ -146,12 +146,14 @@ func sliceSpacing(s []Slice, thickness float64) (float64, error) {
 		}
 		return 0, fmt.Errorf("%w: a single slice without SliceThickness", ErrBadGeometry)
 	}
+	for i := 1; i < len(s); i++ {
+		if s[i].Position-s[i-1].Position < 1e-3 {
+			return 0, fmt.Errorf("%w: instances %d and %d are at the same position %.3f mm", ErrBadGeometry, s[i-1].InstanceNumber, s[i].InstanceNumber, s[i].Position)
+		}
+	}
 	mean := (s[len(s)-1].Position - s[0].Position) / float64(len(s)-1)
 	for i := 1; i < len(s); i++ {
 		gap := s[i].Position - s[i-1].Position
-		if gap < 1e-3 {
-			return 0, fmt.Errorf("%w: instances %d and %d are at the same position %.3f mm", ErrBadGeometry, s[i-1].InstanceNumber, s[i].InstanceNumber, s[i].Position)
-		}
 		if math.Abs(gap-mean) > 0.1*mean {
 			return 0, fmt.Errorf("%w: uneven slice spacing: %.3f mm between instances %d and %d, %.3f mm on average", ErrBadGeometry, gap, s[i-1].InstanceNumber, s[i].InstanceNumber, mean)
 		}

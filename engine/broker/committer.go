@@ -67,6 +67,8 @@ type Committer struct {
 	queuedBytes int // encoded size of the queue
 	inFlight    int // records published and not yet resolved
 	closed      bool
+	lastBatch   int           // entries in the last record acknowledged
+	lastFlush   time.Duration // how long the server took to acknowledge it
 
 	inflight chan *record  // published records in order, for the acker
 	done     chan struct{} // closed when every record is resolved after Close
@@ -116,6 +118,7 @@ type waiter struct {
 }
 
 type record struct {
+	sent    time.Time
 	id      string
 	waiters []*waiter
 	bytes   int
@@ -252,6 +255,7 @@ func (c *Committer) run() {
 		for !c.ready() {
 			c.cond.Wait()
 		}
+		c.linger()
 		if len(c.queue) == 0 { // and closed
 			c.mu.Unlock()
 			return
@@ -264,6 +268,31 @@ func (c *Committer) run() {
 			continue
 		}
 		c.inflight <- c.publish(batch, bytes)
+	}
+}
+
+// maxLinger bounds how long a record waits for company.
+const maxLinger = time.Millisecond
+
+// linger holds a partial record back for a moment when the last record was bigger: the
+// callers it released are about to commit again (an MLLP sender sends its next message as
+// soon as it has its ACK), and without the wait the first of them would go alone in a record
+// of one, costing a whole fsync, while the rest queued for the next. It waits until as many
+// entries are queued as the last record had, or half the time the last record took, at most
+// maxLinger. Under light load the last record had one entry and nothing waits. c.mu is held.
+func (c *Committer) linger() {
+	if c.inFlight != 0 || c.closed || c.lastBatch < 2 || len(c.queue) >= c.lastBatch {
+		return
+	}
+	deadline := time.Now().Add(min(c.lastFlush/2, maxLinger))
+	t := time.AfterFunc(time.Until(deadline), func() {
+		c.mu.Lock()
+		c.cond.Broadcast()
+		c.mu.Unlock()
+	})
+	defer t.Stop()
+	for !c.closed && len(c.queue) < c.lastBatch && len(c.queue) < c.opts.MaxEntries && time.Now().Before(deadline) {
+		c.cond.Wait()
 	}
 }
 
@@ -323,7 +352,7 @@ func (c *Committer) take() (batch []*waiter, bytes int) {
 
 func (c *Committer) publish(batch []*waiter, bytes int) *record {
 	c.seq++
-	r := &record{id: c.idPrefix + strconv.FormatUint(c.seq, 10), waiters: batch, bytes: bytes}
+	r := &record{sent: time.Now(), id: c.idPrefix + strconv.FormatUint(c.seq, 10), waiters: batch, bytes: bytes}
 	entries := make([]Entry, len(batch))
 	for i, w := range batch {
 		entries[i] = w.e
@@ -354,6 +383,9 @@ func (c *Committer) ack() {
 		if err == nil {
 			c.records.Add(1)
 			c.entries.Add(uint64(len(r.waiters)))
+			c.mu.Lock()
+			c.lastBatch, c.lastFlush = len(r.waiters), time.Since(r.sent)
+			c.mu.Unlock()
 		} else {
 			c.failedRecords.Add(1)
 			c.failedEntries.Add(uint64(len(r.waiters)))

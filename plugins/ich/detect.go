@@ -208,7 +208,7 @@ func (d *detector) maskBrain() {
 		inside
 	)
 	work := make([]uint8, d.plane)
-	next := make([]uint8, d.plane)
+	dist := make([]uint16, d.plane)
 	erode := int(math.Round(d.opts.ErodeMM / min(d.v.RowSpacing, d.v.ColSpacing)))
 	minHU, maxHU := int16(clampInt16(d.opts.MinHU)), int16(clampInt16(d.opts.MaxHU))
 	skull := int16(clampInt16(d.opts.SkullHU))
@@ -261,25 +261,8 @@ func (d *detector) maskBrain() {
 				work[i] = inside
 			}
 		}
-		// Erosion with a 3x3 square, erode times: a pixel stays inside only if its eight
-		// neighbours were inside, so the mask ends erode pixels (Chebyshev) from anything else.
-		for range erode {
-			copy(next, work)
-			for r := range rows {
-				for c := range cols {
-					i := r*cols + c
-					if work[i] != inside {
-						continue
-					}
-					if r == 0 || c == 0 || r == rows-1 || c == cols-1 ||
-						work[i-cols-1] != inside || work[i-cols] != inside || work[i-cols+1] != inside ||
-						work[i-1] != inside || work[i+1] != inside ||
-						work[i+cols-1] != inside || work[i+cols] != inside || work[i+cols+1] != inside {
-						next[i] = outside
-					}
-				}
-			}
-			work, next = next, work
+		if erode > 0 {
+			d.erode(work, dist, erode, inside, outside)
 		}
 		base := z * d.plane
 		for i, w := range work {
@@ -294,6 +277,44 @@ func (d *detector) maskBrain() {
 			d.brainCount[z]++
 			d.brainRows[z] += int64(i / cols)
 			d.brainCols[z] += int64(i % cols)
+		}
+	}
+}
+
+// erode removes from the inside pixels those within k pixels (chessboard distance, as k
+// erosions with a 3 x 3 square would) of anything else, the image edge included. A two-pass
+// distance transform does it in time independent of k, which matters on fine matrices where
+// 3 mm is six pixels.
+func (d *detector) erode(work []uint8, dist []uint16, k int, inside, outside uint8) {
+	rows, cols := d.v.Rows, d.v.Cols
+	at := func(r, c int) uint16 {
+		if r < 0 || c < 0 || r >= rows || c >= cols {
+			return 0
+		}
+		return dist[r*cols+c]
+	}
+	for r := range rows {
+		for c := range cols {
+			i := r*cols + c
+			if work[i] != inside {
+				dist[i] = 0
+				continue
+			}
+			m := min(at(r-1, c-1), at(r-1, c), at(r-1, c+1), at(r, c-1))
+			dist[i] = min(m, math.MaxUint16-1) + 1
+		}
+	}
+	for r := rows - 1; r >= 0; r-- {
+		for c := cols - 1; c >= 0; c-- {
+			i := r*cols + c
+			if dist[i] == 0 {
+				continue
+			}
+			m := min(at(r+1, c+1), at(r+1, c), at(r+1, c-1), at(r, c+1))
+			dist[i] = min(dist[i], m+1)
+			if int(dist[i]) <= k {
+				work[i] = outside
+			}
 		}
 	}
 }

@@ -363,3 +363,45 @@ func TestDetectLargeVolume(t *testing.T) {
 		t.Errorf("volume %v mL, want %v", f.VolumeML, want)
 	}
 }
+
+// TestDetectErosion checks that the brain mask keeps away from the inner table, where
+// partial volume of bone gives blood-like densities: a 2 px 70 HU rim against the bone.
+func TestDetectErosion(t *testing.T) {
+	const n, size = 6, 64
+	v := &Volume{Rows: size, Cols: size, RowSpacing: 1, ColSpacing: 1, SliceSpacing: 5}
+	for z := range n {
+		hu := make([]int16, size*size)
+		for r := range size {
+			for c := range size {
+				d := math.Hypot(float64(r-32), float64(c-32))
+				switch {
+				case d > 28:
+					hu[r*size+c] = -1000
+				case d > 24:
+					hu[r*size+c] = 1000
+				case d > 22:
+					hu[r*size+c] = 70
+				default:
+					hu[r*size+c] = 30
+				}
+			}
+		}
+		v.Slices = append(v.Slices, Slice{InstanceNumber: z + 1, Position: float64(5 * z), HU: hu})
+	}
+	tests := []struct {
+		name     string
+		erodeMM  float64
+		findings int
+	}{
+		{"default erosion removes the rim", 0, 0},
+		{"no erosion finds the rim", 0.4, 1},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := Detect(v, Options{ErodeMM: tt.erodeMM})
+			if len(r.Findings) != tt.findings {
+				t.Errorf("%d findings, want %d: %s", len(r.Findings), tt.findings, r.Summary)
+			}
+		})
+	}
+}

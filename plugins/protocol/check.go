@@ -8,7 +8,7 @@ import (
 
 // CheckResult checks r, the answer to job, for what the schema cannot express or the Go
 // types do not enforce: it belongs to the job (protocol, job id, plugin), its status agrees
-// with its error and model, confidences are in [0,1], finding ids are unique, measurements
+// with its error, model and findings (only a completed result has findings), confidences are in [0,1], finding ids are unique, measurements
 // are finite with a unit, and every reference and region names an instance (and frame) of
 // the job's study. It returns a *ValidationError listing every violation, or nil.
 //
@@ -55,6 +55,9 @@ func CheckResult(job Job, r Result) error {
 		if r.Model.Version == "" {
 			add("/model/version", "is required when status is completed")
 		}
+	}
+	if r.Status != StatusCompleted && len(r.Findings) > 0 {
+		add("/findings", "must be empty when status is %s", r.Status)
 	}
 	if r.Model.DeviceUID != "" && !ValidUID(r.Model.DeviceUID) {
 		add("/model/device_uid", "is not a DICOM UID: %q", r.Model.DeviceUID)

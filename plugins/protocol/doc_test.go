@@ -159,4 +159,13 @@ func TestDocNames(t *testing.T) {
 			t.Errorf("%s does not mention %q", docPath, want)
 		}
 	}
+	// The credentials section lists PluginPermissions, written with placeholders.
+	placeholders := strings.NewReplacer(JobsStream("ich"), JobsStreamPrefix+"<PLUGIN>",
+		Consumer("ich"), ConsumerPrefix+"<plugin>", ResultsSubject("ich"), ResultsSubjectPrefix+"<plugin>")
+	perm := PluginPermissions("ich")
+	for _, subj := range append(perm.Publish, perm.Subscribe...) {
+		if want := "`" + placeholders.Replace(subj) + "`"; !strings.Contains(doc, want) {
+			t.Errorf("%s does not list the permission %s", docPath, want)
+		}
+	}
 }

@@ -4,7 +4,8 @@
 // study's pixels over DICOMweb with the job's short-lived token, may publish [Progress]
 // heartbeats while it works, and answers with one [Result]. Every message carries
 // "protocol": [Version]. The messages travel over NATS on the subjects and streams named in
-// this package (see subjects.go); plugins are discovered through the NATS micro framework.
+// this package ([JobsStream], [ResultsSubject], [ProgressSubject] and the rest); plugins are
+// discovered through the NATS micro framework.
 //
 // The package holds the Go types, the JSON Schema they obey (embedded, see [Schema]), the
 // schema validators ([ValidateJob], [ValidateResult], [ValidateProgress]) and the semantic

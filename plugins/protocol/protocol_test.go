@@ -289,6 +289,15 @@ func TestSchemaRules(t *testing.T) {
 		{"result completed without model", ValidateResult, func(t *testing.T) []byte {
 			return mutate(t, sampleResult(), func(m map[string]any) { delete(m, "model") })
 		}, "/model", "is required"},
+		{"result failed with findings", ValidateResult, func(t *testing.T) []byte {
+			return mutate(t, sampleResult(), func(m map[string]any) {
+				m["status"] = "failed"
+				m["error"] = map[string]any{"code": "internal", "message": "x"}
+			})
+		}, "/findings", "maxItems"},
+		{"result not applicable with findings", ValidateResult, func(t *testing.T) []byte {
+			return mutate(t, sampleResult(), func(m map[string]any) { m["status"] = "not_applicable" })
+		}, "/findings", "maxItems"},
 		{"result bad error code", ValidateResult, func(t *testing.T) []byte {
 			return mutate(t, sampleResult(), func(m map[string]any) {
 				m["status"] = "failed"
@@ -408,6 +417,10 @@ func TestCheckResult(t *testing.T) {
 		{"failed with empty error code", func(r *Result) {
 			r.Status, r.Error = StatusFailed, &Error{Message: "x"}
 		}, "/error/code", "is required"},
+		{"failed with findings", func(r *Result) {
+			r.Status, r.Error = StatusFailed, &Error{Code: ErrCodeInternal, Message: "x"}
+		}, "/findings", "must be empty when status is failed"},
+		{"not applicable with findings", func(r *Result) { r.Status = StatusNotApplicable }, "/findings", "must be empty"},
 		{"completed with error", func(r *Result) { r.Error = &Error{Code: "internal", Message: "x"} }, "/error", "must be absent"},
 		{"completed without model name", func(r *Result) { r.Model.Name = "" }, "/model/name", "required when status is completed"},
 		{"completed without model version", func(r *Result) { r.Model.Version = "" }, "/model/version", "required when status is completed"},

@@ -90,3 +90,31 @@ func ValidJobID(id string) bool { return jobIDRE.MatchString(id) }
 // ValidUID reports whether uid is a well-formed DICOM UID: digits and dots, at most 64
 // characters.
 func ValidUID(uid string) bool { return len(uid) <= 64 && uidRE.MatchString(uid) }
+
+// Permissions is what one plugin's NATS credentials allow: exactly the subjects the flow in
+// docs/plugins.md uses, nothing of other plugins' jobs or results.
+type Permissions struct {
+	Publish   []string
+	Subscribe []string
+	// AllowResponses lets the plugin reply to requests it receives (micro discovery)
+	// without being allowed to publish to every inbox.
+	AllowResponses bool
+}
+
+// PluginPermissions returns the permissions the credentials of plugin must grant: bind to and
+// pull from its jobs consumer, ack its jobs, publish its results and progress, and take part
+// in micro discovery.
+func PluginPermissions(plugin string) Permissions {
+	stream, consumer := JobsStream(plugin), Consumer(plugin)
+	return Permissions{
+		Publish: []string{
+			"$JS.API.CONSUMER.INFO." + stream + "." + consumer,
+			"$JS.API.CONSUMER.MSG.NEXT." + stream + "." + consumer,
+			"$JS.ACK." + stream + "." + consumer + ".>",
+			ResultsSubject(plugin),
+			ProgressSubjectPrefix + ">",
+		},
+		Subscribe:      []string{"_INBOX.>", "$SRV.>"},
+		AllowResponses: true,
+	}
+}

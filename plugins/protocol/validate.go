@@ -6,7 +6,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 
@@ -26,7 +28,7 @@ var Schema []byte
 const SchemaFile = "osprey-ai-v1.schema.json"
 
 // ErrInvalid is matched (errors.Is) by every error the validators and checks return.
-var ErrInvalid = errors.New("invalid message")
+var ErrInvalid = errors.New("protocol: invalid message")
 
 // Violation is one reason a message is invalid.
 type Violation struct {
@@ -37,6 +39,7 @@ type Violation struct {
 	Reason string
 }
 
+// String returns "pointer: reason", with "/" for the whole message.
 func (v Violation) String() string {
 	p := v.Pointer
 	if p == "" {
@@ -51,6 +54,7 @@ type ValidationError struct {
 	Violations []Violation
 }
 
+// Error returns "protocol: invalid <kind>: " and the violations separated by "; ".
 func (e *ValidationError) Error() string {
 	parts := make([]string, len(e.Violations))
 	for i, v := range e.Violations {
@@ -116,21 +120,28 @@ func ValidateResult(data []byte) error { return validate(KindResult, data) }
 func ValidateProgress(data []byte) error { return validate(KindProgress, data) }
 
 func validate(k string, data []byte) error {
+	_, err := validateDoc(k, data)
+	return err
+}
+
+// validateDoc validates data as a message of kind k and returns it parsed, numbers kept as
+// json.Number.
+func validateDoc(k string, data []byte) (any, error) {
 	m, err := compiled()
 	if err != nil {
-		return err
+		return nil, err
 	}
 	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(data))
 	if err != nil {
-		return &ValidationError{Kind: k, Violations: []Violation{{Reason: "not a JSON document: " + err.Error()}}}
+		return nil, &ValidationError{Kind: k, Violations: []Violation{{Reason: "not a JSON document: " + err.Error()}}}
 	}
 	err = m[k].Validate(doc)
 	if err == nil {
-		return nil
+		return doc, nil
 	}
 	var verr *jsonschema.ValidationError
 	if !errors.As(err, &verr) {
-		return fmt.Errorf("protocol: validate %s: %w", k, err)
+		return nil, fmt.Errorf("protocol: validate %s: %w", k, err)
 	}
 	vs := violations(verr, nil)
 	sort.Slice(vs, func(i, j int) bool {
@@ -139,7 +150,7 @@ func validate(k string, data []byte) error {
 		}
 		return vs[i].Reason < vs[j].Reason
 	})
-	return &ValidationError{Kind: k, Violations: dedupe(vs)}
+	return nil, &ValidationError{Kind: k, Violations: dedupe(vs)}
 }
 
 // violations flattens a jsonschema error tree to its leaves, the causes a reader can act on.
@@ -194,39 +205,84 @@ var pointerEscaper = strings.NewReplacer("~", "~0", "/", "~1")
 
 func escape(token string) string { return pointerEscaper.Replace(token) }
 
+// decode validates data as a message of kind k and decodes it into v. JSON Schema counts
+// 2.0 as an integer while encoding/json refuses it for an int field, so integral numbers are
+// written as integers first: what the schema accepts, decoding accepts.
+func decode(k string, data []byte, v any) error {
+	doc, err := validateDoc(k, data)
+	if err != nil {
+		return err
+	}
+	if integral(doc) {
+		if data, err = json.Marshal(doc); err != nil {
+			return fmt.Errorf("protocol: decode %s: %w", k, err)
+		}
+	}
+	if err := json.Unmarshal(data, v); err != nil {
+		return fmt.Errorf("protocol: decode %s: %w", k, err)
+	}
+	return nil
+}
+
+// integral rewrites, in place, numbers with an integral value written with a fraction or an
+// exponent (2.0, 1e3) as plain integers, and reports whether it rewrote any.
+func integral(v any) bool {
+	changed := false
+	switch x := v.(type) {
+	case map[string]any:
+		for k, e := range x {
+			if n, ok := e.(json.Number); ok {
+				if i, ok := asInteger(n); ok {
+					x[k], changed = i, true
+				}
+			} else if integral(e) {
+				changed = true
+			}
+		}
+	case []any:
+		for i, e := range x {
+			if n, ok := e.(json.Number); ok {
+				if in, ok := asInteger(n); ok {
+					x[i], changed = in, true
+				}
+			} else if integral(e) {
+				changed = true
+			}
+		}
+	}
+	return changed
+}
+
+// asInteger returns n as a plain integer when it is integral but written otherwise.
+func asInteger(n json.Number) (json.Number, bool) {
+	if !strings.ContainsAny(n.String(), ".eE") {
+		return n, false
+	}
+	f, err := n.Float64()
+	if err != nil || f != math.Trunc(f) || math.Abs(f) >= 1<<53 {
+		return n, false
+	}
+	return json.Number(strconv.FormatInt(int64(f), 10)), true
+}
+
 // DecodeJob validates data against the schema and decodes it.
 func DecodeJob(data []byte) (Job, error) {
 	var j Job
-	if err := ValidateJob(data); err != nil {
-		return j, err
-	}
-	if err := json.Unmarshal(data, &j); err != nil {
-		return j, fmt.Errorf("protocol: decode job: %w", err)
-	}
-	return j, nil
+	err := decode(KindJob, data, &j)
+	return j, err
 }
 
 // DecodeResult validates data against the schema and decodes it. Callers that know the job
 // should then call [CheckResult].
 func DecodeResult(data []byte) (Result, error) {
 	var r Result
-	if err := ValidateResult(data); err != nil {
-		return r, err
-	}
-	if err := json.Unmarshal(data, &r); err != nil {
-		return r, fmt.Errorf("protocol: decode result: %w", err)
-	}
-	return r, nil
+	err := decode(KindResult, data, &r)
+	return r, err
 }
 
 // DecodeProgress validates data against the schema and decodes it.
 func DecodeProgress(data []byte) (Progress, error) {
 	var p Progress
-	if err := ValidateProgress(data); err != nil {
-		return p, err
-	}
-	if err := json.Unmarshal(data, &p); err != nil {
-		return p, fmt.Errorf("protocol: decode progress: %w", err)
-	}
-	return p, nil
+	err := decode(KindProgress, data, &p)
+	return p, err
 }

@@ -23,7 +23,7 @@ test-unit:
 	$(GO) test -count=1 -timeout 15m ./...
 
 # Each fuzz target runs FUZZTIME executions; `make fuzz` runs them a hundred times longer.
-FUZZ_TARGETS := $(shell grep -rl --include='*_test.go' '^func Fuzz' engine channels 2>/dev/null)
+FUZZ_TARGETS := $(shell grep -rl --include='*_test.go' '^func Fuzz' engine channels plugins 2>/dev/null)
 fuzz-short:
 	@set -e; for f in $(FUZZ_TARGETS); do \
 	  pkg=./$$(dirname $$f); \

@@ -36,6 +36,9 @@ const (
 // midlineMM is how far from the brain's midline a centroid must lie to be given a side.
 const midlineMM = 2.0
 
+// maxSide bounds rows and columns, so that a pixel's row and column pack into an int32.
+const maxSide = 1<<15 - 1
+
 // maxVoxels bounds the volumes Detect accepts, so that voxel indices fit in int32 stacks.
 const maxVoxels = math.MaxInt32
 
@@ -156,6 +159,8 @@ func applicable(v *Volume, opts Options) string {
 		return "no slices"
 	case v.Rows < 3 || v.Cols < 3:
 		return fmt.Sprintf("%dx%d pixels is too small", v.Rows, v.Cols)
+	case v.Rows > maxSide || v.Cols > maxSide:
+		return fmt.Sprintf("%dx%d pixels is too large", v.Rows, v.Cols)
 	case !(v.RowSpacing > 0 && v.ColSpacing > 0 && v.SliceSpacing > 0):
 		return "pixel or slice spacing is not positive"
 	case opts.MinHU > opts.MaxHU:
@@ -222,37 +227,38 @@ func (d *detector) maskBrain() {
 			}
 		}
 		// Flood fill from the border over non-bone pixels, 4-connected so that a bone ring
-		// closed only diagonally still seals the cavity.
+		// closed only diagonally still seals the cavity. The stack holds row<<16 | column,
+		// which spares a division per pixel.
 		stack := d.stack[:0]
-		push := func(i int) {
-			if work[i] == unknown {
+		push := func(r, c int) {
+			if i := r*cols + c; work[i] == unknown {
 				work[i] = outside
-				stack = append(stack, int32(i))
+				stack = append(stack, int32(r<<16|c))
 			}
 		}
 		for c := range cols {
-			push(c)
-			push((rows-1)*cols + c)
+			push(0, c)
+			push(rows-1, c)
 		}
 		for r := range rows {
-			push(r * cols)
-			push(r*cols + cols - 1)
+			push(r, 0)
+			push(r, cols-1)
 		}
 		for len(stack) > 0 {
-			i := int(stack[len(stack)-1])
+			p := int(stack[len(stack)-1])
 			stack = stack[:len(stack)-1]
-			r, c := i/cols, i%cols
+			r, c := p>>16, p&0xFFFF
 			if c > 0 {
-				push(i - 1)
+				push(r, c-1)
 			}
 			if c < cols-1 {
-				push(i + 1)
+				push(r, c+1)
 			}
 			if r > 0 {
-				push(i - cols)
+				push(r-1, c)
 			}
 			if r < rows-1 {
-				push(i + cols)
+				push(r+1, c)
 			}
 		}
 		d.stack = stack
@@ -311,7 +317,7 @@ func (d *detector) erode(work []uint8, dist []uint16, k int, inside, outside uin
 				continue
 			}
 			m := min(at(r+1, c+1), at(r+1, c), at(r+1, c-1), at(r, c+1))
-			dist[i] = min(dist[i], m+1)
+			dist[i] = min(dist[i], min(m, math.MaxUint16-1)+1)
 			if int(dist[i]) <= k {
 				work[i] = outside
 			}

@@ -32,6 +32,8 @@ const (
 	implicitVRLittleEndian = "1.2.840.10008.1.2"
 	explicitVRLittleEndian = "1.2.840.10008.1.2.1"
 	explicitVRBigEndian    = "1.2.840.10008.1.2.2"
+
+	deflatedExplicitVRLittleEndian = "1.2.840.10008.1.2.1.99"
 )
 
 // ctImageStorage is the only SOP class accepted: single-frame CT images. Enhanced CT
@@ -183,6 +185,9 @@ func parseInstance(data []byte) (in instance, err error) {
 			err = fmt.Errorf("%w: %v", ErrTruncated, r)
 		}
 	}()
+	if err := checkLengths(data); err != nil {
+		return in, err
+	}
 	ds, err := dicom.Parse(bytes.NewReader(data), int64(len(data)), nil, dicom.SkipProcessingPixelDataValue())
 	if err != nil {
 		return in, fmt.Errorf("%w: %w", ErrTruncated, err)

@@ -2,8 +2,8 @@ package hl7v2
 
 import (
 	"bytes"
-	"math/rand/v2"
 	"errors"
+	"math/rand/v2"
 	"strconv"
 	"time"
 	"unicode/utf8"

@@ -220,3 +220,52 @@ func (t *table) flush() error {
 	t.buf.Reset()
 	return nil
 }
+
+// listPage is one page of a list endpoint, as the API answers it.
+type listPage[T any] struct {
+	Items []T
+	Next  string
+}
+
+// printList fetches one page from path and prints it: the API's JSON as it came, or a table
+// whose rows row makes, then "none" when the page is empty and the cursor of the next page.
+// field is the JSON member holding the items ("messages", "dead_letters").
+func printList[T any](ctx context.Context, env *cliEnv, api *apiFlags, path string, q url.Values, asJSON bool,
+	field string, header []string, row func(T) []string, none string) error {
+	client, err := api.client()
+	if err != nil {
+		return err
+	}
+	var raw map[string]json.RawMessage
+	body, err := client.get(ctx, path, q, &raw)
+	if err != nil {
+		return err
+	}
+	if asJSON {
+		return printJSON(env.stdout, body)
+	}
+	var page listPage[T]
+	if items, ok := raw[field]; ok {
+		if err := json.Unmarshal(items, &page.Items); err != nil {
+			return fmt.Errorf("%s: %w", path, err)
+		}
+	}
+	if next, ok := raw["next"]; ok {
+		_ = json.Unmarshal(next, &page.Next)
+	}
+	tw := newTable(env.stdout)
+	tw.row(header...)
+	for _, it := range page.Items {
+		tw.row(row(it)...)
+	}
+	if err := tw.flush(); err != nil {
+		return err
+	}
+	if len(page.Items) == 0 {
+		fmt.Fprintln(env.stderr, none)
+	}
+	if page.Next != "" {
+		fmt.Fprintf(env.stderr, "more: add --cursor %s\n", page.Next)
+	}
+	return nil
+}

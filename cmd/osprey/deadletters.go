@@ -56,37 +56,12 @@ func deadLettersList(ctx context.Context, env *cliEnv, c *command, args []string
 	if *limit != 0 {
 		q.Set("limit", strconv.Itoa(*limit))
 	}
-	client, err := api.client()
-	if err != nil {
-		return err
-	}
-	var page struct {
-		DeadLetters []apiDelivery `json:"dead_letters"`
-		Next        string        `json:"next"`
-	}
-	body, err := client.get(ctx, "/api/v1/deadletters", q, &page)
-	if err != nil {
-		return err
-	}
-	if *asJSON {
-		return printJSON(env.stdout, body)
-	}
-	tw := newTable(env.stdout)
-	tw.row("UPDATED", "MESSAGE ID", "CHANNEL", "DESTINATION", "ATTEMPTS", "LAST ERROR")
-	for _, d := range page.DeadLetters {
-		tw.row(d.UpdatedAt.Format(time.RFC3339), termSafe(d.MessageID), termSafe(d.Channel),
-			termSafe(d.Destination), strconv.Itoa(d.Attempts), orDash(d.LastError))
-	}
-	if err := tw.flush(); err != nil {
-		return err
-	}
-	if len(page.DeadLetters) == 0 {
-		fmt.Fprintln(env.stderr, "no dead letters")
-	}
-	if page.Next != "" {
-		fmt.Fprintf(env.stderr, "more: add --cursor %s\n", page.Next)
-	}
-	return nil
+	return printList(ctx, env, api, "/api/v1/deadletters", q, *asJSON, "dead_letters",
+		[]string{"UPDATED", "MESSAGE ID", "CHANNEL", "DESTINATION", "ATTEMPTS", "LAST ERROR"},
+		func(d apiDelivery) []string {
+			return []string{d.UpdatedAt.Format(time.RFC3339), termSafe(d.MessageID), termSafe(d.Channel),
+				termSafe(d.Destination), strconv.Itoa(d.Attempts), orDash(d.LastError)}
+		}, "no dead letters")
 }
 
 func deadLettersRequeue(ctx context.Context, env *cliEnv, c *command, args []string) error {

@@ -153,37 +153,12 @@ func messagesSearch(ctx context.Context, env *cliEnv, c *command, args []string)
 	if *limit != 0 {
 		q.Set("limit", strconv.Itoa(*limit))
 	}
-	client, err := api.client()
-	if err != nil {
-		return err
-	}
-	var page struct {
-		Messages []apiMessage `json:"messages"`
-		Next     string       `json:"next"`
-	}
-	body, err := client.get(ctx, "/api/v1/messages", q, &page)
-	if err != nil {
-		return err
-	}
-	if *asJSON {
-		return printJSON(env.stdout, body)
-	}
-	tw := newTable(env.stdout)
-	tw.row("TIME", "ID", "CHANNEL", "TYPE", "CONTROL ID", "STATUS")
-	for _, m := range page.Messages {
-		tw.row(m.ReceivedAt.Format(time.RFC3339), termSafe(m.ID), termSafe(m.Channel),
-			orDash(m.MessageType), orDash(m.ControlID), termSafe(m.Status))
-	}
-	if err := tw.flush(); err != nil {
-		return err
-	}
-	if len(page.Messages) == 0 {
-		fmt.Fprintln(env.stderr, "no messages match")
-	}
-	if page.Next != "" {
-		fmt.Fprintf(env.stderr, "more: add --cursor %s\n", page.Next)
-	}
-	return nil
+	return printList(ctx, env, api, "/api/v1/messages", q, *asJSON, "messages",
+		[]string{"TIME", "ID", "CHANNEL", "TYPE", "CONTROL ID", "STATUS"},
+		func(m apiMessage) []string {
+			return []string{m.ReceivedAt.Format(time.RFC3339), termSafe(m.ID), termSafe(m.Channel),
+				orDash(m.MessageType), orDash(m.ControlID), termSafe(m.Status)}
+		}, "no messages match")
 }
 
 // parseWhen turns a --from/--to value into RFC 3339: RFC 3339 as it is; a date or a date

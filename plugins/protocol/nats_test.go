@@ -151,6 +151,11 @@ func TestFlowOverNATS(t *testing.T) {
 		t.Fatalf("add micro service under plugin permissions: %v", err)
 	}
 	defer svc.Stop()
+	// The service's subscriptions must reach the server before anyone can find it: a flush
+	// round trip on the plugin's connection guarantees the server has processed them.
+	if err := pc.Flush(); err != nil {
+		t.Fatal(err)
+	}
 	reply, err := admin.Request("$SRV.INFO.ich", nil, 5*time.Second)
 	if err != nil {
 		t.Fatalf("discover plugin: %v", err)

@@ -57,6 +57,8 @@ type Store struct {
 	r  *sql.DB // the read pool; the same as w for Memory
 	wr *writer // group commit on w
 
+	stmts map[string]*sql.Stmt // prepared once on w at Open and read-only after: see prep
+
 	closeOnce sync.Once
 	closeErr  error
 }
@@ -142,7 +144,11 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		s.r.SetMaxIdleConns(opts.ReadConns)
 	}
 	s.wr = newWriter(s.w)
-	if err := s.migrate(ctx); err != nil {
+	err := s.migrate(ctx)
+	if err == nil {
+		err = s.prepareHot(ctx) // after migrate: the statements need the tables
+	}
+	if err != nil {
 		s.Close()
 		return nil, fmt.Errorf("store/sqlite: open %s: %w", path, err)
 	}
@@ -193,6 +199,41 @@ func (s *Store) migrate(ctx context.Context) error {
 		}
 		return nil
 	})
+}
+
+// prep returns query bound to tx: prepared once at Open on the writer connection when it is
+// one of the statements run for every delivery (parsing SQL is a large part of such a small
+// write), otherwise prepared on tx for this transaction. The writer pool has one connection,
+// which a transaction holds, so nothing may be prepared on the pool while one is open.
+func (s *Store) prep(ctx context.Context, tx *sql.Tx, query string) (*sql.Stmt, error) {
+	if st, ok := s.stmts[query]; ok {
+		return tx.StmtContext(ctx, st), nil
+	}
+	return tx.PrepareContext(ctx, query)
+}
+
+// hotStatements are prepared at Open; see prep.
+var hotStatements = []string{sqlMessageChannel, sqlInsertAttempt, sqlUpsertDelivery, sqlAttemptMessageStatus}
+
+func (s *Store) prepareHot(ctx context.Context) error {
+	s.stmts = map[string]*sql.Stmt{}
+	for _, q := range hotStatements {
+		st, err := s.w.PrepareContext(ctx, q)
+		if err != nil {
+			return fmt.Errorf("prepare: %w", err)
+		}
+		s.stmts[q] = st
+	}
+	return nil
+}
+
+// exec runs a cached statement in tx.
+func (s *Store) exec(ctx context.Context, tx *sql.Tx, query string, args ...any) (sql.Result, error) {
+	st, err := s.prep(ctx, tx, query)
+	if err != nil {
+		return nil, err
+	}
+	return st.ExecContext(ctx, args...)
 }
 
 // write runs fn in a write transaction on the writer connection, possibly shared with other
@@ -321,9 +362,13 @@ func (s *Store) SetStatus(ctx context.Context, id string, status store.Status, e
 }
 
 // messageChannel returns the channel of message id, or ErrNotFound.
-func messageChannel(ctx context.Context, tx *sql.Tx, id string) (string, error) {
+func (s *Store) messageChannel(ctx context.Context, tx *sql.Tx, id string) (string, error) {
+	st, err := s.prep(ctx, tx, sqlMessageChannel)
+	if err != nil {
+		return "", err
+	}
 	var ch string
-	err := tx.QueryRowContext(ctx, `SELECT channel FROM messages WHERE id = ?`, id).Scan(&ch)
+	err = st.QueryRowContext(ctx, id).Scan(&ch)
 	if errors.Is(err, sql.ErrNoRows) {
 		return "", notFound(id)
 	}
@@ -337,7 +382,7 @@ func (s *Store) AddStages(ctx context.Context, id string, stages []store.Stage) 
 	}
 	now := time.Now()
 	return wrap("add stages", s.write(ctx, func(tx *sql.Tx) error {
-		if _, err := messageChannel(ctx, tx, id); err != nil {
+		if _, err := s.messageChannel(ctx, tx, id); err != nil {
 			return err
 		}
 		stmt, err := tx.PrepareContext(ctx, `INSERT INTO stages (message_id, seq, name, at, output, error)
@@ -386,7 +431,7 @@ func (s *Store) PutDeliveries(ctx context.Context, ds []store.Delivery) error {
 		for _, d := range rows {
 			ch, ok := channels[d.MessageID]
 			if !ok {
-				if ch, err = messageChannel(ctx, tx, d.MessageID); err != nil {
+				if ch, err = s.messageChannel(ctx, tx, d.MessageID); err != nil {
 					return err
 				}
 				channels[d.MessageID] = ch
@@ -403,6 +448,35 @@ func (s *Store) PutDeliveries(ctx context.Context, ds []store.Delivery) error {
 	}))
 }
 
+// The statements of AddAttempt, run once per delivery attempt; prepared at Open (see prep).
+const (
+	sqlMessageChannel = `SELECT channel FROM messages WHERE id = ?`
+	sqlInsertAttempt  = `INSERT INTO attempts (message_id, destination, number, at,
+			duration_ns, ok, error, reply_summary, reply, sent)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+			ON CONFLICT (message_id, destination, number) DO NOTHING`
+	// attempts counts the attempt rows rather than adding one, so it stays right
+	// even when PutDeliveries replaced the row between attempts.
+	sqlUpsertDelivery = `INSERT INTO deliveries (message_id, channel, destination,
+			status, attempts, last_error, updated_at)
+			VALUES (?1, ?2, ?3, ?4, (SELECT count(*) FROM attempts WHERE message_id = ?1 AND destination = ?3), ?5, ?6)
+			ON CONFLICT (message_id, destination) DO UPDATE SET
+				status = excluded.status,
+				attempts = excluded.attempts,
+				last_error = CASE WHEN excluded.last_error <> '' THEN excluded.last_error
+					WHEN ?7 THEN '' ELSE deliveries.last_error END,
+				updated_at = excluded.updated_at`
+	sqlAttemptMessageStatus = `UPDATE messages SET
+				status = CASE WHEN EXISTS (SELECT 1 FROM deliveries WHERE message_id = ?1 AND status = 'dead_letter')
+					THEN 'error' ELSE 'sent' END,
+				error = coalesce((SELECT 'dead letter: ' || destination ||
+						CASE WHEN last_error <> '' THEN ': ' || last_error ELSE '' END
+					FROM deliveries WHERE message_id = ?1 AND status = 'dead_letter'
+					ORDER BY destination LIMIT 1), ''),
+				updated_at = ?2
+			WHERE id = ?1 AND NOT EXISTS (SELECT 1 FROM deliveries WHERE message_id = ?1 AND status = 'queued')`
+)
+
 // AddAttempt implements store.Store. When the message has no delivery row for the
 // destination yet, one is created, so an attempt is never recorded without its state.
 func (s *Store) AddAttempt(ctx context.Context, id string, a store.Attempt, status store.DeliveryStatus) error {
@@ -410,14 +484,11 @@ func (s *Store) AddAttempt(ctx context.Context, id string, a store.Attempt, stat
 		return wrap("add attempt", err)
 	}
 	return wrap("add attempt", s.write(ctx, func(tx *sql.Tx) error {
-		ch, err := messageChannel(ctx, tx, id)
+		ch, err := s.messageChannel(ctx, tx, id)
 		if err != nil {
 			return err
 		}
-		res, err := tx.ExecContext(ctx, `INSERT INTO attempts (message_id, destination, number, at,
-			duration_ns, ok, error, reply_summary, reply, sent)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-			ON CONFLICT (message_id, destination, number) DO NOTHING`,
+		res, err := s.exec(ctx, tx, sqlInsertAttempt,
 			id, a.Destination, a.Number, query.Micros(a.At), int64(a.Duration), a.OK, a.Error,
 			a.ReplySummary, nullBytes(a.Reply), nullBytes(a.Sent))
 		if err != nil {
@@ -429,29 +500,11 @@ func (s *Store) AddAttempt(ctx context.Context, id string, a store.Attempt, stat
 			// Recorded before, together with its delivery update: nothing left to do.
 			return nil
 		}
-		// attempts counts the attempt rows rather than adding one, so it stays right
-		// even when PutDeliveries replaced the row between attempts.
-		if _, err := tx.ExecContext(ctx, `INSERT INTO deliveries (message_id, channel, destination,
-			status, attempts, last_error, updated_at)
-			VALUES (?1, ?2, ?3, ?4, (SELECT count(*) FROM attempts WHERE message_id = ?1 AND destination = ?3), ?5, ?6)
-			ON CONFLICT (message_id, destination) DO UPDATE SET
-				status = excluded.status,
-				attempts = excluded.attempts,
-				last_error = CASE WHEN excluded.last_error <> '' THEN excluded.last_error
-					WHEN ?7 THEN '' ELSE deliveries.last_error END,
-				updated_at = excluded.updated_at`,
+		if _, err := s.exec(ctx, tx, sqlUpsertDelivery,
 			id, ch, a.Destination, string(status), a.Error, query.Micros(a.At), a.OK); err != nil {
 			return fmt.Errorf("update delivery: %w", err)
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE messages SET
-				status = CASE WHEN EXISTS (SELECT 1 FROM deliveries WHERE message_id = ?1 AND status = 'dead_letter')
-					THEN 'error' ELSE 'sent' END,
-				error = coalesce((SELECT 'dead letter: ' || destination ||
-						CASE WHEN last_error <> '' THEN ': ' || last_error ELSE '' END
-					FROM deliveries WHERE message_id = ?1 AND status = 'dead_letter'
-					ORDER BY destination LIMIT 1), ''),
-				updated_at = ?2
-			WHERE id = ?1 AND NOT EXISTS (SELECT 1 FROM deliveries WHERE message_id = ?1 AND status = 'queued')`,
+		if _, err := s.exec(ctx, tx, sqlAttemptMessageStatus,
 			id, query.Micros(time.Now())); err != nil {
 			return fmt.Errorf("update message status: %w", err)
 		}
@@ -815,6 +868,9 @@ func (s *Store) Close() error {
 		var errs []error
 		if s.wr != nil {
 			s.wr.stop()
+		}
+		for _, st := range s.stmts {
+			_ = st.Close()
 		}
 		if s.w != nil {
 			if _, err := s.w.Exec(`PRAGMA optimize`); err != nil {

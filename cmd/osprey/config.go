@@ -12,37 +12,35 @@ import (
 )
 
 func init() {
-	docs := &command{
+	register(&command{
 		name:    "config docs",
 		summary: "print the Markdown reference of every configuration key (docs/config.md)",
-	}
-	docs.run = func(_ context.Context, env *cliEnv, args []string) error {
-		fs := newFlags(env, docs)
-		if err := fs.Parse(args); err != nil {
-			return err
-		}
-		if fs.NArg() != 0 {
-			return errUsage
-		}
-		return renderDocs(env.stdout, engine.Global)
-	}
-	register(docs)
+		run: func(_ context.Context, env *cliEnv, docs *command, args []string) error {
+			fs := newFlags(env, docs)
+			if err := fs.Parse(args); err != nil {
+				return err
+			}
+			if fs.NArg() != 0 {
+				return errUsage
+			}
+			return renderDocs(env.stdout, engine.Global)
+		},
+	})
 
-	schema := &command{
+	register(&command{
 		name:    "config schema",
 		summary: "print the JSON Schema of a configuration file (docs/config.schema.json)",
-	}
-	schema.run = func(_ context.Context, env *cliEnv, args []string) error {
-		fs := newFlags(env, schema)
-		if err := fs.Parse(args); err != nil {
-			return err
-		}
-		if fs.NArg() != 0 {
-			return errUsage
-		}
-		return spec.RenderJSONSchema(env.stdout, "Osprey configuration file", config.FileSpec(engine.Global))
-	}
-	register(schema)
+		run: func(_ context.Context, env *cliEnv, schema *command, args []string) error {
+			fs := newFlags(env, schema)
+			if err := fs.Parse(args); err != nil {
+				return err
+			}
+			if fs.NArg() != 0 {
+				return errUsage
+			}
+			return spec.RenderJSONSchema(env.stdout, "Osprey configuration file", config.FileSpec(engine.Global))
+		},
+	})
 }
 
 // docRegistry is what the reference is generated from; *engine.Registry satisfies it.

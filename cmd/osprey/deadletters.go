@@ -11,25 +11,19 @@ import (
 // `osprey deadletters list|requeue`: deliveries that ran out of retries, through the admin API.
 
 func init() {
-	list := &command{
+	register(&command{
 		name:    "deadletters list",
 		summary: "list dead-lettered deliveries of a running osprey, newest first",
 		usage:   "[--channel C] [--destination D] [--limit N] [--cursor C] [--json]",
-	}
-	list.run = func(ctx context.Context, env *cliEnv, args []string) error {
-		return deadLettersList(ctx, env, list, args)
-	}
-	register(list)
+		run:     deadLettersList,
+	})
 
-	requeue := &command{
+	register(&command{
 		name:    "deadletters requeue",
 		summary: "put a dead-lettered message back on its destination's queue",
 		usage:   "[--destination D] [--json] MESSAGE-ID",
-	}
-	requeue.run = func(ctx context.Context, env *cliEnv, args []string) error {
-		return deadLettersRequeue(ctx, env, requeue, args)
-	}
-	register(requeue)
+		run:     deadLettersRequeue,
+	})
 }
 
 func deadLettersList(ctx context.Context, env *cliEnv, c *command, args []string) error {

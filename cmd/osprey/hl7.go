@@ -13,29 +13,28 @@ import (
 )
 
 func init() {
-	get := &command{
+	register(&command{
 		name:    "hl7 get",
 		summary: "print the values at HL7 paths (PID-5.1, OBX[2]-5, ...), one per line",
 		usage:   "[--raw] FILE|- PATH...",
-	}
-	get.run = func(_ context.Context, env *cliEnv, args []string) error { return hl7Get(env, get, args) }
-	register(get)
+		run:     func(_ context.Context, env *cliEnv, get *command, args []string) error { return hl7Get(env, get, args) },
+	})
 
-	fmtCmd := &command{
+	register(&command{
 		name:    "hl7 fmt",
 		summary: "show a message with one segment per line, or as structured JSON",
 		usage:   "[--json] FILE|-",
-	}
-	fmtCmd.run = func(_ context.Context, env *cliEnv, args []string) error { return hl7Fmt(env, fmtCmd, args) }
-	register(fmtCmd)
+		run: func(_ context.Context, env *cliEnv, fmtCmd *command, args []string) error {
+			return hl7Fmt(env, fmtCmd, args)
+		},
+	})
 
-	ack := &command{
+	register(&command{
 		name:    "hl7 ack",
 		summary: "print the acknowledgment Osprey would send for a message",
 		usage:   "[--code AA|AE|AR|CA|CE|CR] [--error TEXT [--error-code N] [--location PATH]] FILE|-",
-	}
-	ack.run = func(_ context.Context, env *cliEnv, args []string) error { return hl7Ack(env, ack, args) }
-	register(ack)
+		run:     func(_ context.Context, env *cliEnv, ack *command, args []string) error { return hl7Ack(env, ack, args) },
+	})
 }
 
 // hl7Read reads FILE ("-" is stdin).

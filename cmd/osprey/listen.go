@@ -19,50 +19,49 @@ import (
 )
 
 func init() {
-	c := &command{
+	register(&command{
 		name:    "listen",
 		summary: "receive HL7v2 messages over MLLP, print them and answer each with an ACK",
 		usage:   "[--port N] [--host ADDR] [--ack AA|AE|AR] [--out DIR] [--count N]",
-	}
-	c.run = func(ctx context.Context, env *cliEnv, args []string) error {
-		fs := newFlags(env, c)
-		port := fs.Int("port", 2575, "TCP port to listen on (0 picks a free one)")
-		host := fs.String("host", "127.0.0.1", "address to listen on; 0.0.0.0 for every interface")
-		ackCode := fs.String("ack", "AA", "ACK code to answer with: AA, AE or AR (CA, CE, CR when a message asks for enhanced mode)")
-		out := fs.String("out", "", "write each message, as received, to its own file in `DIR` (000001-<MSH-10>.hl7)")
-		count := fs.Int("count", 0, "exit after this many messages (0: run until interrupted)")
-		certFile := fs.String("tls-cert", "", "serve TLS with this PEM certificate `FILE`")
-		keyFile := fs.String("tls-key", "", "PEM private key `FILE` for --tls-cert")
-		clientCA := fs.String("tls-client-ca", "", "verify client certificates against the CAs in this PEM `FILE`")
-		if err := fs.Parse(args); err != nil {
-			return err
-		}
-		if fs.NArg() != 0 {
-			return errUsage
-		}
-		l := &listener{env: env, count: *count, outDir: *out}
-		switch strings.ToUpper(*ackCode) {
-		case "AA":
-		case "AE":
-			l.reject = true
-		case "AR":
-			l.fail = true
-		default:
-			return fmt.Errorf("--ack %q: want AA, AE or AR", *ackCode)
-		}
-		if *out != "" {
-			if err := os.MkdirAll(*out, 0o755); err != nil {
+		run: func(ctx context.Context, env *cliEnv, c *command, args []string) error {
+			fs := newFlags(env, c)
+			port := fs.Int("port", 2575, "TCP port to listen on (0 picks a free one)")
+			host := fs.String("host", "127.0.0.1", "address to listen on; 0.0.0.0 for every interface")
+			ackCode := fs.String("ack", "AA", "ACK code to answer with: AA, AE or AR (CA, CE, CR when a message asks for enhanced mode)")
+			out := fs.String("out", "", "write each message, as received, to its own file in `DIR` (000001-<MSH-10>.hl7)")
+			count := fs.Int("count", 0, "exit after this many messages (0: run until interrupted)")
+			certFile := fs.String("tls-cert", "", "serve TLS with this PEM certificate `FILE`")
+			keyFile := fs.String("tls-key", "", "PEM private key `FILE` for --tls-cert")
+			clientCA := fs.String("tls-client-ca", "", "verify client certificates against the CAs in this PEM `FILE`")
+			if err := fs.Parse(args); err != nil {
 				return err
 			}
-		}
-		cfg := mllp.SourceConfig{Address: net.JoinHostPort(*host, strconv.Itoa(*port)), IdleTimeout: 0}
-		if *certFile != "" || *keyFile != "" {
-			cfg.TLS = &mllp.ServerTLS{CertFile: *certFile, KeyFile: *keyFile, ClientCAFile: *clientCA}
-		}
-		log := slog.New(slog.NewTextHandler(env.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-		return l.run(ctx, cfg, log)
-	}
-	register(c)
+			if fs.NArg() != 0 {
+				return errUsage
+			}
+			l := &listener{env: env, count: *count, outDir: *out}
+			switch strings.ToUpper(*ackCode) {
+			case "AA":
+			case "AE":
+				l.reject = true
+			case "AR":
+				l.fail = true
+			default:
+				return fmt.Errorf("--ack %q: want AA, AE or AR", *ackCode)
+			}
+			if *out != "" {
+				if err := os.MkdirAll(*out, 0o755); err != nil {
+					return err
+				}
+			}
+			cfg := mllp.SourceConfig{Address: net.JoinHostPort(*host, strconv.Itoa(*port)), IdleTimeout: 0}
+			if *certFile != "" || *keyFile != "" {
+				cfg.TLS = &mllp.ServerTLS{CertFile: *certFile, KeyFile: *keyFile, ClientCAFile: *clientCA}
+			}
+			log := slog.New(slog.NewTextHandler(env.stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+			return l.run(ctx, cfg, log)
+		},
+	})
 }
 
 // listener is the state of one `osprey listen`: the sink that prints, saves and counts.

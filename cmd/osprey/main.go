@@ -19,10 +19,10 @@ import (
 // command is one subcommand. Each lives in its own file and registers itself from init(),
 // so adding a tool never touches this file.
 type command struct {
-	name    string // "send", or "hl7 get" for a nested command
-	summary string // one line for `osprey help`
-	usage   string // argument synopsis, e.g. "--to HOST:PORT FILE|DIR|-"
-	run     func(ctx context.Context, env *cliEnv, args []string) error
+	name    string                                                                  // "send", or "hl7 get" for a nested command
+	summary string                                                                  // one line for `osprey help`
+	usage   string                                                                  // argument synopsis, e.g. "--to HOST:PORT FILE|DIR|-"
+	run     func(ctx context.Context, env *cliEnv, c *command, args []string) error // c is the command itself, for its flags and usage
 }
 
 // cliEnv carries the process's streams so commands can be tested without a subprocess.
@@ -67,7 +67,7 @@ func runCLI(ctx context.Context, env *cliEnv, args []string) int {
 		fmt.Fprintf(env.stderr, "osprey: unknown command %q; run 'osprey help'\n", strings.Join(args[:min(len(args), 2)], " "))
 		return 2
 	}
-	err := c.run(ctx, env, rest)
+	err := c.run(ctx, env, c, rest)
 	var ee *exitError
 	switch {
 	case err == nil:

@@ -17,35 +17,26 @@ import (
 // through the admin API.
 
 func init() {
-	search := &command{
+	register(&command{
 		name:    "messages search",
 		summary: "search the message history of a running osprey",
 		usage:   "[--channel C] [--status S] [--type T] [--control-id ID] [--patient P] [--accession A] [--sender S] [--text Q] [--from T] [--to T] [--limit N] [--cursor C] [--json]",
-	}
-	search.run = func(ctx context.Context, env *cliEnv, args []string) error {
-		return messagesSearch(ctx, env, search, args)
-	}
-	register(search)
+		run:     messagesSearch,
+	})
 
-	show := &command{
+	register(&command{
 		name:    "messages show",
 		summary: "show one message with its stages, delivery attempts and deliveries",
 		usage:   "[--json] ID",
-	}
-	show.run = func(ctx context.Context, env *cliEnv, args []string) error {
-		return messagesShow(ctx, env, show, args)
-	}
-	register(show)
+		run:     messagesShow,
+	})
 
-	reprocess := &command{
+	register(&command{
 		name:    "messages reprocess",
 		summary: "feed a stored message through its channel again, as a new message",
 		usage:   "[--json] ID",
-	}
-	reprocess.run = func(ctx context.Context, env *cliEnv, args []string) error {
-		return messagesReprocess(ctx, env, reprocess, args)
-	}
-	register(reprocess)
+		run:     messagesReprocess,
+	})
 }
 
 // apiMessage is a message as the admin API shows it.

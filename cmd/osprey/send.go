@@ -17,15 +17,14 @@ import (
 )
 
 func init() {
-	c := &command{
+	register(&command{
 		name:    "send",
 		summary: "send HL7v2 messages from files over MLLP and print each ACK",
 		usage:   "--to HOST:PORT [flags] FILE|DIR|-...",
-	}
-	c.run = func(ctx context.Context, env *cliEnv, args []string) error {
-		fs := newFlags(env, c)
-		fs.Usage = func() {
-			fmt.Fprintf(env.stderr, `usage: osprey send %s
+		run: func(ctx context.Context, env *cliEnv, c *command, args []string) error {
+			fs := newFlags(env, c)
+			fs.Usage = func() {
+				fmt.Fprintf(env.stderr, `usage: osprey send %s
 
 Sends every message in the given files over one MLLP connection, one at a time, waiting
 for each ACK. A file may hold one message, several in a row, or an HL7 batch (FHS/BHS);
@@ -38,40 +37,40 @@ Exits 1 if any message was not answered AA or CA.
 
 flags:
 `, c.usage)
-			fs.PrintDefaults()
-		}
-		to := fs.String("to", "", "receiver `HOST:PORT` (required)")
-		useTLS := fs.Bool("tls", false, "connect with TLS (implied by --ca, --cert)")
-		ca := fs.String("ca", "", "PEM `FILE` with the CAs that sign the receiver's certificate (default: system roots)")
-		cert := fs.String("cert", "", "PEM `FILE` with a client certificate")
-		key := fs.String("key", "", "PEM `FILE` with the client certificate's key")
-		serverName := fs.String("server-name", "", "name to verify in the receiver's certificate (default: the host of --to)")
-		insecure := fs.Bool("insecure", false, "accept any receiver certificate (testing only)")
-		timeout := fs.Duration("timeout", mllp.DefaultAckTimeout, "how long to wait for each ACK (and for the connection)")
-		if err := fs.Parse(args); err != nil {
-			return err
-		}
-		if *to == "" || fs.NArg() == 0 {
-			return errUsage
-		}
-		cfg := mllp.ClientConfig{Address: *to, AckTimeout: *timeout, ConnectTimeout: *timeout}
-		if *useTLS || *ca != "" || *cert != "" || *key != "" || *insecure || *serverName != "" {
-			tc, err := (&mllp.ClientTLS{CAFile: *ca, CertFile: *cert, KeyFile: *key, ServerName: *serverName, InsecureSkipVerify: *insecure}).Config()
+				fs.PrintDefaults()
+			}
+			to := fs.String("to", "", "receiver `HOST:PORT` (required)")
+			useTLS := fs.Bool("tls", false, "connect with TLS (implied by --ca, --cert)")
+			ca := fs.String("ca", "", "PEM `FILE` with the CAs that sign the receiver's certificate (default: system roots)")
+			cert := fs.String("cert", "", "PEM `FILE` with a client certificate")
+			key := fs.String("key", "", "PEM `FILE` with the client certificate's key")
+			serverName := fs.String("server-name", "", "name to verify in the receiver's certificate (default: the host of --to)")
+			insecure := fs.Bool("insecure", false, "accept any receiver certificate (testing only)")
+			timeout := fs.Duration("timeout", mllp.DefaultAckTimeout, "how long to wait for each ACK (and for the connection)")
+			if err := fs.Parse(args); err != nil {
+				return err
+			}
+			if *to == "" || fs.NArg() == 0 {
+				return errUsage
+			}
+			cfg := mllp.ClientConfig{Address: *to, AckTimeout: *timeout, ConnectTimeout: *timeout}
+			if *useTLS || *ca != "" || *cert != "" || *key != "" || *insecure || *serverName != "" {
+				tc, err := (&mllp.ClientTLS{CAFile: *ca, CertFile: *cert, KeyFile: *key, ServerName: *serverName, InsecureSkipVerify: *insecure}).Config()
+				if err != nil {
+					return err
+				}
+				cfg.TLS = tc
+			}
+			msgs, err := readMessages(env.stdin, fs.Args())
 			if err != nil {
 				return err
 			}
-			cfg.TLS = tc
-		}
-		msgs, err := readMessages(env.stdin, fs.Args())
-		if err != nil {
-			return err
-		}
-		if len(msgs) == 0 {
-			return errors.New("no HL7 messages found in the input")
-		}
-		return sendAll(ctx, env, cfg, msgs)
-	}
-	register(c)
+			if len(msgs) == 0 {
+				return errors.New("no HL7 messages found in the input")
+			}
+			return sendAll(ctx, env, cfg, msgs)
+		},
+	})
 }
 
 // message is one message to send and where it came from, for error lines.

@@ -24,20 +24,19 @@ import (
 )
 
 func init() {
-	c := &command{
+	register(&command{
 		name:    "serve",
 		summary: "run the channels of a configuration (file or folder)",
 		usage:   "-c PATH",
-	}
-	c.run = func(ctx context.Context, env *cliEnv, args []string) error {
-		fs := newFlags(env, c)
-		path := fs.String("c", "osprey.yaml", "configuration file or folder")
-		if err := fs.Parse(args); err != nil {
-			return err
-		}
-		return serve(ctx, env, *path)
-	}
-	register(c)
+		run: func(ctx context.Context, env *cliEnv, c *command, args []string) error {
+			fs := newFlags(env, c)
+			path := fs.String("c", "osprey.yaml", "configuration file or folder")
+			if err := fs.Parse(args); err != nil {
+				return err
+			}
+			return serve(ctx, env, *path)
+		},
+	})
 }
 
 // serve runs until ctx is cancelled (SIGINT/SIGTERM), reloading channels on SIGHUP.

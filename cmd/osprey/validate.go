@@ -12,22 +12,21 @@ import (
 )
 
 func init() {
-	c := &command{
+	register(&command{
 		name:    "validate",
 		summary: "check configurations (files or folders) and print every problem as file:line:col",
 		usage:   "PATH...",
-	}
-	c.run = func(_ context.Context, env *cliEnv, args []string) error {
-		fs := newFlags(env, c)
-		if err := fs.Parse(args); err != nil {
-			return err
-		}
-		if fs.NArg() == 0 {
-			return errUsage
-		}
-		return validate(env, engine.Global, fs.Args())
-	}
-	register(c)
+		run: func(_ context.Context, env *cliEnv, c *command, args []string) error {
+			fs := newFlags(env, c)
+			if err := fs.Parse(args); err != nil {
+				return err
+			}
+			if fs.NArg() == 0 {
+				return errUsage
+			}
+			return validate(env, engine.Global, fs.Args())
+		},
+	})
 }
 
 // validate loads each path as its own configuration, as `serve` would, and prints the lints

@@ -15,7 +15,7 @@ func init() {
 	register(&command{
 		name:    "version",
 		summary: "print the version of this binary",
-		run: func(_ context.Context, env *cliEnv, _ []string) error {
+		run: func(_ context.Context, env *cliEnv, _ *command, _ []string) error {
 			fmt.Fprintf(env.stdout, "osprey %s %s/%s %s\n", buildVersion(), runtime.GOOS, runtime.GOARCH, runtime.Version())
 			return nil
 		},

@@ -22,7 +22,21 @@ const (
 // Final reports whether s is a final status: nothing will change it except a new attempt.
 func (s JobStatus) Final() bool { return s != JobQueued && s != JobRunning && s != "" }
 
+// Valid reports whether s is one of the JobStatus constants; the store refuses others.
+func (s JobStatus) Valid() bool {
+	switch s {
+	case JobQueued, JobRunning, JobCompleted, JobFailed, JobNotApplicable, JobTimeout, JobInvalid:
+		return true
+	}
+	return false
+}
+
 // Job is one AI job: one plugin asked about one study, for one study message.
+//
+// On PutJobs, ID, MessageID and Plugin are required; an empty Status is JobQueued, a zero
+// Attempt is 1, an empty Channel is the message's. A zero Deadline never expires. A job
+// put in a final status with a zero FinishedAt gets its UpdatedAt; an open job's
+// FinishedAt is dropped. Empty Request and Result come back nil.
 type Job struct {
 	ID        string    `json:"id"`
 	MessageID string    `json:"message_id"` // the study message the job was made for
@@ -52,6 +66,10 @@ type Job struct {
 }
 
 // JobUpdate changes one job, if its current status is one of From.
+//
+// Status is required. UpdatedAt becomes now. A final Status sets FinishedAt (to
+// u.FinishedAt, or now when that is zero); an open Status (a new attempt re-queued after
+// a timeout, say) clears it.
 type JobUpdate struct {
 	ID string
 	// From lists the statuses the job may be in for the update to apply; empty means any
@@ -79,9 +97,12 @@ type JobQuery struct {
 	Plugin    string
 	Channel   string
 	Status    []JobStatus
-	Limit     int    // default 50, at most 500
-	Cursor    string // JobPage.Next of the previous page
+	Limit     int    // zero or less means DefaultLimit; at most MaxJobLimit
+	Cursor    string // JobPage.Next of the previous page; another kind is ErrInvalidCursor
 }
+
+// MaxJobLimit caps JobQuery.Limit and the limit of ExpiredJobs.
+const MaxJobLimit = 500
 
 // JobPage is one page of jobs.
 type JobPage struct {
@@ -97,7 +118,13 @@ const (
 	AnalysisComplete AnalysisStatus = "complete" // every job is final; result rules ran
 )
 
+// Valid reports whether s is one of the AnalysisStatus constants; the store refuses others.
+func (s AnalysisStatus) Valid() bool { return s == AnalysisOpen || s == AnalysisComplete }
+
 // Analysis is the reconciled outcome of the jobs of one study message.
+//
+// On PutAnalysis, MessageID is required; an empty Status is AnalysisOpen, an empty
+// Channel is the message's. Empty Destinations, Rules and Body come back nil.
 type Analysis struct {
 	MessageID    string         `json:"message_id"` // the key
 	Channel      string         `json:"channel"`
@@ -132,9 +159,10 @@ type JobStore interface {
 	// Jobs lists jobs, newest first, one page at a time.
 	Jobs(ctx context.Context, q JobQuery) (JobPage, error)
 	// ExpiredJobs returns up to limit open jobs whose deadline is before now, oldest
-	// deadline first.
+	// deadline first (then by id). limit follows the JobQuery.Limit rules.
 	ExpiredJobs(ctx context.Context, now time.Time, limit int) ([]Job, error)
-	// JobCounts counts jobs by plugin and status.
+	// JobCounts counts jobs by plugin and status; a status no job of a plugin has is
+	// absent rather than zero.
 	JobCounts(ctx context.Context) (map[string]map[JobStatus]int64, error)
 	// PutAnalysis creates or replaces the analysis of a message (CreatedAt of an existing
 	// row is kept). A message that is not stored is ErrNotFound.

@@ -1,12 +1,13 @@
 // Package store is Osprey's searchable message history: every message as received, each
 // stage it went through, each delivery attempt with the peer's reply, and the dead letters.
 // JetStream holds work in flight; the store is what an analyst searches and reprocesses
-// from. It also keeps the order context that studies join (Order). One interface, two
+// from. It also keeps the order context that studies join (Order), and the AI jobs made
+// for study messages with their reconciled analyses (JobStore). One interface, two
 // implementations: SQLite (embedded default) and PostgreSQL.
 //
 // Every write is idempotent by its natural key (message id; message id + stage seq;
-// message id + destination + attempt number), so a redelivery after a crash never
-// duplicates a record.
+// message id + destination + attempt number; job id; message id for an analysis), so a
+// redelivery after a crash never duplicates a record.
 //
 // Both implementations also agree on these details, which the conformance suite in
 // storetest checks:
@@ -179,11 +180,11 @@ type Order struct {
 // ErrInvalidOrder is returned by PutOrder for an order it cannot key (no accession).
 var ErrInvalidOrder = errors.New("store: invalid order")
 
-// ErrNotFound is returned when a message, delivery or order does not exist.
+// ErrNotFound is returned when a message, delivery, order, job or analysis does not exist.
 var ErrNotFound = errors.New("store: not found")
 
-// ErrInvalidCursor is returned when a Query or DeadLetterQuery carries a cursor that no
-// page of that kind produced; the admin API answers it with 400.
+// ErrInvalidCursor is returned when a Query, DeadLetterQuery or JobQuery carries a cursor
+// that no page of that kind produced; the admin API answers it with 400.
 var ErrInvalidCursor = errors.New("store: invalid cursor")
 
 // Page sizes for Query.Limit and DeadLetterQuery.Limit: zero or less means DefaultLimit,
@@ -195,6 +196,9 @@ const (
 
 // Store is the message history. Implementations are safe for concurrent use.
 type Store interface {
+	// JobStore keeps the AI jobs made for study messages and their reconciled analyses.
+	JobStore
+
 	// PutMessages inserts messages in one transaction; a message whose id exists already is
 	// left as it is (first write wins), which makes redelivery harmless.
 	PutMessages(ctx context.Context, msgs []Message) error

@@ -41,13 +41,16 @@ type Options struct {
 	MaxConns int32
 }
 
-// Store is a store.Store on a PostgreSQL database.
+// Store is a store.Store on a PostgreSQL database, and a store.JobStore.
 type Store struct {
 	pool   *pgxpool.Pool
 	schema string
 }
 
-var _ store.Store = (*Store)(nil)
+var (
+	_ store.Store    = (*Store)(nil)
+	_ store.JobStore = (*Store)(nil)
+)
 
 //go:embed migrations/*.sql
 var migrations embed.FS
@@ -673,7 +676,8 @@ func (s *Store) Prune(ctx context.Context, channel string, before time.Time, bat
 		if err := ctx.Err(); err != nil {
 			return total, wrap("prune", err)
 		}
-		// Stages, attempts and deliveries go with their message: ON DELETE CASCADE.
+		// Stages, attempts, deliveries, jobs and the analysis go with their message:
+		// ON DELETE CASCADE.
 		tag, err := s.pool.Exec(ctx, `DELETE FROM messages WHERE id IN (
 			SELECT id FROM messages WHERE channel = $1 AND received_at < $2 LIMIT $3)`, channel, query.Time(before), batch)
 		if err != nil {

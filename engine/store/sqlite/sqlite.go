@@ -51,7 +51,7 @@ type Options struct {
 	BusyTimeout time.Duration
 }
 
-// Store is a store.Store on one SQLite database.
+// Store is a store.Store on one SQLite database, and a store.JobStore.
 type Store struct {
 	w  *sql.DB // the single writer connection
 	r  *sql.DB // the read pool; the same as w for Memory
@@ -63,7 +63,10 @@ type Store struct {
 	closeErr  error
 }
 
-var _ store.Store = (*Store)(nil)
+var (
+	_ store.Store    = (*Store)(nil)
+	_ store.JobStore = (*Store)(nil)
+)
 
 //go:embed migrations/*.sql
 var migrations embed.FS
@@ -213,7 +216,8 @@ func (s *Store) prep(ctx context.Context, tx *sql.Tx, query string) (*sql.Stmt, 
 }
 
 // hotStatements are prepared at Open; see prep.
-var hotStatements = []string{sqlMessageChannel, sqlInsertAttempt, sqlUpsertDelivery, sqlAttemptMessageStatus}
+var hotStatements = []string{sqlMessageChannel, sqlInsertAttempt, sqlUpsertDelivery, sqlAttemptMessageStatus,
+	sqlInsertJob, sqlJob, sqlUpdateJob}
 
 func (s *Store) prepareHot(ctx context.Context) error {
 	s.stmts = map[string]*sql.Stmt{}
@@ -832,7 +836,8 @@ func (s *Store) Prune(ctx context.Context, channel string, before time.Time, bat
 		}
 		var n int64
 		err := s.write(ctx, func(tx *sql.Tx) error {
-			// Stages, attempts and deliveries go with their message: ON DELETE CASCADE.
+			// Stages, attempts, deliveries, jobs and the analysis go with their message:
+			// ON DELETE CASCADE.
 			res, err := tx.ExecContext(ctx, `DELETE FROM messages WHERE id IN (
 				SELECT id FROM messages WHERE channel = ? AND received_at < ? LIMIT ?)`,
 				channel, query.Micros(before), batch)

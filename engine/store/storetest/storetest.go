@@ -61,6 +61,19 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"OrderByNumber", testOrderByNumber},
 		{"OrderInvalid", testOrderInvalid},
 		{"OrderConcurrent", testOrderConcurrent},
+		{"JobPutGet", testJobPutGet},
+		{"JobPutIdempotent", testJobPutIdempotent},
+		{"JobPutInvalid", testJobPutInvalid},
+		{"JobUpdate", testJobUpdate},
+		{"JobUpdateRace", testJobUpdateRace},
+		{"JobList", testJobList},
+		{"JobLimit", testJobLimit},
+		{"JobCursor", testJobCursor},
+		{"JobExpired", testJobExpired},
+		{"JobCounts", testJobCounts},
+		{"Analysis", testAnalysis},
+		{"JobPrune", testJobPrune},
+		{"JobNotFound", testJobNotFound},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) { tc.fn(t, open(t)) })

@@ -68,6 +68,8 @@ func holdSubject(channel string) string { return "osprey.hold." + channel }
 // studyInput is what process learned about a study message.
 type studyInput struct {
 	env   rules.Env
+	sum   dicom.StudySummary
+	order *store.Order // the joined order, nil when none
 	stage store.Stage // the join stage: which order, or why none
 	hold  bool        // wait for the order: move to the hold stream
 }
@@ -80,7 +82,7 @@ func (ch *channel) prepareStudy(e broker.Entry, rec *store.Message) (studyInput,
 	}
 	view := rules.NewStudyView(sum, time.Now())
 	rec.MessageType, rec.Accession, rec.PatientID = "STUDY", view.AccessionNumber, sum.PatientID
-	in := studyInput{stage: store.Stage{Name: "join", At: time.Now().UTC()}}
+	in := studyInput{sum: sum, stage: store.Stage{Name: "join", At: time.Now().UTC()}}
 	released := e.Headers[hdrJoin] != ""
 	var order *rules.OrderView
 	switch {
@@ -90,7 +92,7 @@ func (ch *channel) prepareStudy(e broker.Entry, rec *store.Message) (studyInput,
 		o, err := ch.lookupOrder(view.AccessionNumber)
 		switch {
 		case err == nil:
-			order = rules.NewOrderView(o)
+			order, in.order = rules.NewOrderView(o), &o
 			in.stage.Name += fmt.Sprintf(": order %s (priority %q, status %q, from message %s)", o.Accession, o.Priority, o.Status, o.MessageID)
 		case ch.cfg.JoinWait > 0 && !released:
 			// A store outage waits like a missing order: the holder asks again.

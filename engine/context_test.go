@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strconv"
 	"slices"
 	"strings"
 	"sync"
@@ -128,6 +129,12 @@ type sourceFunc func(ctx context.Context, sink engine.Sink) error
 
 func (f sourceFunc) Run(ctx context.Context, sink engine.Sink) error { return f(ctx, sink) }
 
+// StudyToken makes the push source one that serves its studies, as source.dicomweb does, so
+// that AI jobs carry a token (ai_test.go).
+func (f sourceFunc) StudyToken(uid string, ttl time.Duration) (string, time.Time) {
+	return "test-token-" + uid, time.Now().Add(ttl)
+}
+
 func newSQLite(t *testing.T) store.Store {
 	t.Helper()
 	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "osprey.db"), sqlite.Options{})
@@ -183,12 +190,18 @@ func orm(id, control, acc, priority, loc string) []byte {
 
 func studyJSON(t *testing.T, acc, modality, bodyPart, description string) []byte {
 	t.Helper()
+	// UIDs are digits (the plugin protocol checks them): the accession's bytes in decimal.
+	n := ""
+	for _, c := range []byte(acc) {
+		n += strconv.Itoa(int(c))
+	}
 	s := dicom.StudySummary{
-		StudyInstanceUID: "1.2.826.0.1.3680043.2." + strings.ToLower(acc), AccessionNumber: acc, PatientID: "MRN1",
+		StudyInstanceUID: "1.2.826.0.1.3680043.2." + n, AccessionNumber: acc, PatientID: "MRN1",
+		Retrieve:         dicom.Retrieve{BaseURL: "http://127.0.0.1:1/dicom-web", Source: dicom.SourceSTOW},
 		StudyDescription: description, PatientSex: "F", PatientAge: "056Y", Modalities: []string{modality},
 		BodyPartExamined: bodyPart, NumberOfInstances: 2,
-		Series: []dicom.SeriesSummary{{SeriesInstanceUID: "1.2.3." + acc, Modality: modality, SeriesNumber: 1,
-			BodyPartExamined: bodyPart, Instances: []dicom.InstanceSummary{{SOPInstanceUID: "1." + acc, Frames: 1}, {SOPInstanceUID: "2." + acc, Frames: 1}}}},
+		Series: []dicom.SeriesSummary{{SeriesInstanceUID: "1.2.3." + n, Modality: modality, SeriesNumber: 1,
+			BodyPartExamined: bodyPart, Instances: []dicom.InstanceSummary{{SOPInstanceUID: "1." + n, Frames: 1}, {SOPInstanceUID: "2." + n, Frames: 1}}}},
 	}
 	b, err := json.Marshal(s)
 	if err != nil {

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/fnv"
@@ -16,6 +17,7 @@ import (
 	"github.com/osprey-health/osprey/engine/config"
 	"github.com/osprey-health/osprey/engine/rules"
 	"github.com/osprey-health/osprey/engine/store"
+	"github.com/osprey-health/osprey/mappings"
 )
 
 // destination is one configured destination of a channel and its delivery counters.
@@ -43,8 +45,51 @@ func (ch *channel) buildDestination(ctx context.Context, dc config.Destination) 
 	if err := provision(ctx, d.dst); err != nil {
 		return nil, err
 	}
+	if dc.Mapping.Name != "" {
+		m, err := ch.e.opts.Registry.NewMapping(dc.Mapping.Name, dc.Mapping.Conf)
+		if err != nil {
+			return nil, fmt.Errorf("mapping %s: %w", dc.Mapping.Name, err)
+		}
+		d.dst = mapped{Destination: d.dst, m: m}
+	}
 	d.filter = dc.Match
 	return d, nil
+}
+
+// mapped is a destination whose analyses go through a mapping first. The delivery row keeps
+// the analysis, and every attempt maps it again: mappings are pure, so each attempt sends
+// the same bytes (the receiver's idempotency keys depend on it).
+type mapped struct {
+	Destination
+	m Mapping
+}
+
+func (d mapped) Send(ctx context.Context, msg *Message) (Reply, error) {
+	if msg.ContentType != mappings.ContentType {
+		return d.Destination.Send(ctx, msg)
+	}
+	var a mappings.Analysis
+	if err := json.Unmarshal(msg.Body, &a); err != nil {
+		return Reply{}, fmt.Errorf("%w: analysis: %v", ErrUndeliverable, err)
+	}
+	body, ct, err := d.m.Map(&a)
+	if err != nil {
+		// The same analysis maps the same way next time: retrying cannot help.
+		return Reply{}, fmt.Errorf("%w: mapping: %v", ErrUndeliverable, err)
+	}
+	out := *msg
+	out.Body, out.ContentType = body, ct
+	return d.Destination.Send(ctx, &out)
+}
+
+// Close and Parallelism reach the wrapped destination (it was provisioned before wrapping).
+func (d mapped) Close(ctx context.Context) error { return closeComponent(ctx, d.Destination) }
+
+func (d mapped) Parallelism() int {
+	if p, ok := d.Destination.(Parallel); ok {
+		return p.Parallelism()
+	}
+	return 0
 }
 
 func (d *destination) consumerName() string { return "dest-" + d.name }

@@ -39,6 +39,9 @@ type Engine struct {
 
 	stopRetention context.CancelFunc
 	retentionDone chan struct{}
+
+	ai        *dispatcher // the plugin layer (dispatch.go)
+	pseudoKey []byte      // keys the patient pseudonyms in jobs
 }
 
 // New returns an engine with no channels. It starts the background retention sweeper.
@@ -50,6 +53,14 @@ func New(opts Options) *Engine {
 		opts.Metrics = NewMetrics()
 	}
 	e := &Engine{opts: opts, log: opts.Logger, m: opts.Metrics, channels: map[string]*channel{}}
+	e.ai = newDispatcher(e)
+	key, err := loadPseudoKey(opts.DataDir)
+	if err != nil {
+		// Jobs still carry no identifiers; only their pseudonyms change at the next start.
+		e.log.Error("pseudonymisation key: using one for this process only", "err", err)
+		key, _ = loadPseudoKey("")
+	}
+	e.pseudoKey = key
 	ctx, cancel := context.WithCancel(context.Background())
 	e.stopRetention, e.retentionDone = cancel, make(chan struct{})
 	go e.retentionLoop(ctx)
@@ -91,6 +102,12 @@ func (e *Engine) Apply(ctx context.Context, cfg *config.Config) error {
 		}
 		built[name] = ch
 	}
+	// Plugin streams and consumers before any channel starts, so the first routed study has
+	// a queue to go to.
+	if err := e.ai.sync(ctx, cfg); err != nil {
+		cleanup()
+		return fmt.Errorf("plugins: %w", err)
+	}
 	// Stop what changed or went away first, so a changed channel's listener frees its port.
 	for name, old := range e.channels {
 		if _, keep := want[name]; keep && built[name] == nil {
@@ -131,6 +148,7 @@ func (e *Engine) Reload(ctx context.Context) error {
 func (e *Engine) Shutdown(ctx context.Context) error {
 	e.stopRetention()
 	<-e.retentionDone
+	defer e.ai.stop()
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	var wg sync.WaitGroup

@@ -17,6 +17,10 @@ type Metrics struct {
 	DeliveryTime  *prometheus.HistogramVec // channel, destination: one attempt
 	EndToEnd      *prometheus.HistogramVec // channel, destination: received to delivered
 	ProcessErrors *prometheus.CounterVec   // channel, stage
+
+	JobsDispatched *prometheus.CounterVec   // plugin: job attempts published
+	JobResults     *prometheus.CounterVec   // plugin, status: final outcomes of jobs
+	JobLatency     *prometheus.HistogramVec // plugin: job published to result recorded
 }
 
 // NewMetrics registers Osprey's collectors, plus the Go and process collectors, in a new registry.
@@ -47,9 +51,16 @@ func NewMetrics() *Metrics {
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 16)}, []string{"channel", "destination"}),
 		ProcessErrors: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "osprey", Name: "processing_errors_total",
 			Help: "Errors in filter or transform stages."}, []string{"channel", "stage"}),
+		JobsDispatched: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "osprey", Name: "ai_jobs_dispatched_total",
+			Help: "AI job attempts published to a plugin's queue."}, []string{"plugin"}),
+		JobResults: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "osprey", Name: "ai_job_results_total",
+			Help: "AI jobs ended, by status: completed, failed, not_applicable, timeout, invalid."}, []string{"plugin", "status"}),
+		JobLatency: prometheus.NewHistogramVec(prometheus.HistogramOpts{Namespace: "osprey", Name: "ai_job_latency_seconds",
+			Help:    "Time from a job attempt's publication to its result being recorded.",
+			Buckets: prometheus.ExponentialBuckets(0.005, 2, 16)}, []string{"plugin"}),
 	}
 	r.MustRegister(m.Received, m.Filtered, m.Sent, m.Failed, m.DeadLetters, m.QueueDepth, m.AckLatency,
-		m.DeliveryTime, m.EndToEnd, m.ProcessErrors,
+		m.DeliveryTime, m.EndToEnd, m.ProcessErrors, m.JobsDispatched, m.JobResults, m.JobLatency,
 		prometheus.NewGoCollector(), prometheus.NewProcessCollector(prometheus.ProcessCollectorOpts{}))
 	return m
 }

@@ -143,6 +143,9 @@ type outcome struct {
 	orders   []store.Order // order context the message carries, recorded with it
 	held     *broker.Entry // a study waiting for its order: goes to the hold stream
 	released bool          // a study back from the hold stream
+
+	// The plugin layer (ai.go): the jobs a routed study makes.
+	jobs []plannedJob
 }
 
 func (p *processor) handle(ctx context.Context, batch []jetstream.Msg) {
@@ -212,6 +215,9 @@ func (ch *channel) commitOutcomes(ctx context.Context, outs []outcome, pass stri
 		return false
 	}
 	if !ch.commitContext(ctx, outs, op) {
+		return false
+	}
+	if !ch.commitJobs(ctx, outs, op) {
 		return false
 	}
 	// A first pass may have got this far, and the destination may have delivered some of
@@ -301,6 +307,7 @@ func (ch *channel) process(e broker.Entry) outcome {
 		return o
 	}
 	var env rules.Env
+	var study *studyInput
 	haveEnv := msg != nil // filters, keys and routing run on HL7 messages and studies
 	if msg != nil {
 		env = rules.NewEnv(msg, ch.name, o.rec.Source)
@@ -332,6 +339,7 @@ func (ch *channel) process(e broker.Entry) outcome {
 			return o
 		}
 		env, haveEnv = in.env, true
+		study = &in
 	}
 	if ch.filter != nil && haveEnv {
 		ok, err := ch.filter.Match(env)
@@ -355,6 +363,21 @@ func (ch *channel) process(e broker.Entry) outcome {
 			body = msg.Encode()
 			o.stages = append(o.stages, store.Stage{Seq: len(o.stages) + 1, Name: ch.stepNames[i], At: now(), Output: body})
 		}
+	}
+	if study != nil && len(ch.cfg.Routes) > 0 {
+		// A routed study goes to plugins; the destinations get its analysis (dispatch.go).
+		stage, err := ch.route(&o, env, &study.sum, study.order)
+		if err != nil {
+			return fail("route", err)
+		}
+		stage.Seq = len(o.stages) + 1
+		o.stages = append(o.stages, stage)
+		if len(o.jobs) == 0 {
+			o.rec.Status = store.StatusFiltered
+			ch.filtered.Add(1)
+			ch.e.m.Filtered.WithLabelValues(ch.name).Inc()
+		}
+		return o
 	}
 	hdr := map[string]string{hdrReceived: e.Headers[hdrReceived], hdrContentType: o.rec.ContentType}
 	if ch.orderKey != nil && haveEnv {

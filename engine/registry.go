@@ -6,6 +6,7 @@ import (
 	"sync"
 
 	"github.com/osprey-health/osprey/engine/spec"
+	"github.com/osprey-health/osprey/mappings"
 )
 
 // SourceConstructor builds a source from its parsed config. It must not start anything:
@@ -14,6 +15,21 @@ type SourceConstructor func(conf *spec.Parsed, res Resources) (Source, error)
 
 // DestinationConstructor builds a destination from its parsed config, without side effects.
 type DestinationConstructor func(conf *spec.Parsed, res Resources) (Destination, error)
+
+// Mapping turns the reconciled AI analysis of a study into the message one destination
+// sends (mappings/oru, mappings/fhir, mappings/sr). It is pure: the same analysis gives the
+// same bytes, which is what makes a resend the same message for the receiver.
+type Mapping interface {
+	Map(a *mappings.Analysis) (body []byte, contentType string, err error)
+}
+
+// MappingConstructor builds a mapping from its parsed config (the site profile).
+type MappingConstructor func(conf *spec.Parsed) (Mapping, error)
+
+type mappingEntry struct {
+	spec spec.Component
+	ctor MappingConstructor
+}
 
 type sourceEntry struct {
 	spec spec.Component
@@ -32,11 +48,12 @@ type Registry struct {
 	mu           sync.RWMutex
 	sources      map[string]sourceEntry
 	destinations map[string]destinationEntry
+	mappings     map[string]mappingEntry
 }
 
 // NewRegistry returns an empty registry.
 func NewRegistry() *Registry {
-	return &Registry{sources: map[string]sourceEntry{}, destinations: map[string]destinationEntry{}}
+	return &Registry{sources: map[string]sourceEntry{}, destinations: map[string]destinationEntry{}, mappings: map[string]mappingEntry{}}
 }
 
 // Global is the registry that connector packages register into from init().
@@ -67,6 +84,44 @@ func (r *Registry) RegisterDestination(c spec.Component, ctor DestinationConstru
 	defer r.mu.Unlock()
 	mustBeNew(c, r.destinations[c.Name].ctor != nil, ctor == nil)
 	r.destinations[c.Name] = destinationEntry{c, ctor}
+}
+
+// RegisterMapping adds a mapping to Global; it panics like RegisterSource.
+func RegisterMapping(c spec.Component, ctor MappingConstructor) { Global.RegisterMapping(c, ctor) }
+
+// RegisterMapping adds a mapping to r.
+func (r *Registry) RegisterMapping(c spec.Component, ctor MappingConstructor) {
+	c.Kind = spec.KindMapping
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	mustBeNew(c, r.mappings[c.Name].ctor != nil, ctor == nil)
+	r.mappings[c.Name] = mappingEntry{c, ctor}
+}
+
+// MappingSpec returns the declaration of a registered mapping.
+func (r *Registry) MappingSpec(name string) (spec.Component, bool) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	e, ok := r.mappings[name]
+	return e.spec, ok
+}
+
+// MappingNames lists registered mappings, sorted.
+func (r *Registry) MappingNames() []string {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return sortedKeys(r.mappings)
+}
+
+// NewMapping builds the named mapping.
+func (r *Registry) NewMapping(name string, conf *spec.Parsed) (Mapping, error) {
+	r.mu.RLock()
+	e, ok := r.mappings[name]
+	r.mu.RUnlock()
+	if !ok {
+		return nil, fmt.Errorf("unknown mapping %q (known: %v)", name, r.MappingNames())
+	}
+	return e.ctor(conf)
 }
 
 func mustBeNew(c spec.Component, exists, nilCtor bool) {
@@ -132,7 +187,8 @@ func (r *Registry) DestinationNames() []string {
 	return sortedKeys(r.destinations)
 }
 
-// Components lists every registered declaration, sources first, for docs and schema.
+// Components lists every registered declaration (sources, destinations, mappings), for docs
+// and schema.
 func (r *Registry) Components() []spec.Component {
 	var out []spec.Component
 	for _, n := range r.SourceNames() {
@@ -141,6 +197,10 @@ func (r *Registry) Components() []spec.Component {
 	}
 	for _, n := range r.DestinationNames() {
 		c, _ := r.DestinationSpec(n)
+		out = append(out, c)
+	}
+	for _, n := range r.MappingNames() {
+		c, _ := r.MappingSpec(n)
 		out = append(out, c)
 	}
 	return out

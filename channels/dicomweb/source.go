@@ -125,6 +125,13 @@ func (s *Source) MintToken(studyUID string, ttl time.Duration) string {
 	return MintToken(s.cfg.TokenKey, studyUID, ttl)
 }
 
+// StudyToken mints a scoped token for the plugin layer (engine.StudyTokens): the engine
+// puts it in each AI job so the plugin can fetch that one study from this source.
+func (s *Source) StudyToken(studyUID string, ttl time.Duration) (string, time.Time) {
+	exp := time.Now().Add(ttl)
+	return mintAt(s.cfg.TokenKey, studyUID, exp), exp.Truncate(time.Second)
+}
+
 // Listen binds the address; Run calls it when it has not been called.
 func (s *Source) Listen() error {
 	s.mu.Lock()
@@ -295,12 +302,13 @@ func (s *Source) baseURL(c echo.Context) string {
 	return c.Scheme() + "://" + c.Request().Host + s.cfg.BasePath
 }
 
-var (
-	_ engine.Source = (*Source)(nil)
-)
-
 // remoteAddr is the peer's address as the connection has it: never a forwarding header,
 // which any client could set.
 func remoteAddr(c echo.Context) string {
 	return c.Request().RemoteAddr
 }
+
+var (
+	_ engine.Source      = (*Source)(nil)
+	_ engine.StudyTokens = (*Source)(nil)
+)

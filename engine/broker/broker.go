@@ -10,6 +10,13 @@
 // opt-in "fast" mode keeps the server default (fsync every two minutes) and says so in the
 // log at start.
 //
+// Nobody connects to the embedded server anonymously. It runs in operator (JWT) mode with
+// one application account, holding the JetStream data, and a system account; the broker's
+// own in-process connections authenticate as an internal user minted at each start, and
+// plugins and tools through the listener with a credentials file from Creds, limited to
+// the subjects they need. With Config.KeysDir set the signing keys outlast restarts, and so
+// do the credentials they signed.
+//
 // Everything on the external path uses features of NATS 2.9 and later only: plain publishes
 // with headers, Nats-Msg-Id deduplication, pull consumers and the usual retention policies.
 package broker
@@ -21,6 +28,7 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"path/filepath"
 	"strconv"
 	"sync"
 	"time"
@@ -62,8 +70,9 @@ const embeddedMaxPayload = 8 << 20
 // Config says which NATS the broker uses and how.
 type Config struct {
 	URL      string // "" runs the embedded server; otherwise the external server or cluster URL(s), comma separated
-	Listen   string // embedded: client listener "host:port" for plugins and tools (port 0 picks one), without authentication: keep it on loopback; "" = in-process only
+	Listen   string // embedded: client listener "host:port" for plugins and tools (port 0 picks one); clients need credentials from Creds; "" = in-process only
 	StoreDir string // embedded: JetStream file store directory, created if missing
+	KeysDir  string // embedded: where the operator and account nkeys are kept (dir 0700, files 0600), created on first start and reused; default StoreDir/keys
 	Sync     string // embedded: SyncAlways (default) or SyncFast
 	Creds    string // external: NATS credentials file
 	Replicas int    // replicas of the streams EnsureStream creates; default 1
@@ -76,6 +85,7 @@ type Broker struct {
 	log       *slog.Logger
 	serverLog *slog.Logger   // for the embedded server's own lines
 	srv       *server.Server // nil when external
+	auth      *authority     // nil when external
 	nc        *nats.Conn
 	js        jetstream.JetStream
 	url       string // ClientURL
@@ -142,6 +152,26 @@ func (b *Broker) startEmbedded() error {
 	if err := os.MkdirAll(cfg.StoreDir, 0o700); err != nil {
 		return fmt.Errorf("broker: embedded server: create store dir: %w", err)
 	}
+	if cfg.KeysDir == "" {
+		// Beside the data: the streams are stored per account, so whoever has the store
+		// needs the account key that goes with it.
+		cfg.KeysDir = filepath.Join(cfg.StoreDir, "keys")
+		b.cfg.KeysDir = cfg.KeysDir
+	}
+	auth, created, err := newAuthority(cfg.KeysDir)
+	if err != nil {
+		return err
+	}
+	if len(created) > 0 {
+		b.log.Info("created NATS signing keys", "keys_dir", cfg.KeysDir, "files", created)
+	}
+	if old := orphanedAccounts(cfg.StoreDir, auth.accPub); len(old) > 0 {
+		// The streams of another account are invisible to this one: the engine starts with
+		// empty queues, and what was in flight stays on disk, unreachable.
+		b.log.Warn("JetStream store holds data of accounts other than the one keys_dir signs for; were the keys replaced?",
+			"store_dir", cfg.StoreDir, "keys_dir", cfg.KeysDir, "account", auth.accPub, "other_accounts", old)
+	}
+	b.auth = auth
 	opts := &server.Options{
 		ServerName: "osprey",
 		NoSigs:     true,
@@ -150,6 +180,7 @@ func (b *Broker) startEmbedded() error {
 		MaxPayload: embeddedMaxPayload,
 		DontListen: cfg.Listen == "",
 	}
+	auth.configure(opts)
 	switch cfg.Sync {
 	case SyncAlways:
 		// The same settings the server's config parser makes of `sync_interval: always`.
@@ -189,7 +220,7 @@ func (b *Broker) startEmbedded() error {
 			"sync", cfg.Sync, "store_dir", cfg.StoreDir)
 	}
 	b.log.Info("embedded NATS server started", "store_dir", cfg.StoreDir, "sync", cfg.Sync,
-		"listen", b.url, "version", server.VERSION)
+		"listen", b.url, "keys_dir", cfg.KeysDir, "account", auth.accPub, "version", server.VERSION)
 	nc, err := nats.Connect("", append(b.connOptions(), nats.InProcessServer(srv))...)
 	if err != nil {
 		return fmt.Errorf("broker: connect in-process: %w", err)
@@ -236,7 +267,7 @@ func (b *Broker) connectExternal() error {
 
 // connOptions are the options of every connection the broker makes.
 func (b *Broker) connOptions() []nats.Option {
-	return []nats.Option{
+	opts := []nats.Option{
 		nats.Name(b.cfg.Name),
 		nats.MaxReconnects(-1),
 		// No reconnect buffer: a publish while disconnected fails at once instead of waiting
@@ -252,6 +283,10 @@ func (b *Broker) connOptions() []nats.Option {
 		}),
 		nats.ClosedHandler(func(*nats.Conn) { close(b.closed) }),
 	}
+	if b.auth != nil {
+		opts = append(opts, b.auth.connOption())
+	}
+	return opts
 }
 
 // checkJetStream makes one JetStream API round trip, so that Start fails with a clear error

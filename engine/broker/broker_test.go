@@ -67,7 +67,7 @@ func TestClientURL(t *testing.T) {
 	if !strings.HasPrefix(url, "nats://127.0.0.1:") || strings.HasSuffix(url, ":0") {
 		t.Fatalf("ClientURL() = %q, want nats://127.0.0.1:<port>", url)
 	}
-	nc, err := nats.Connect(url)
+	nc, err := nats.Connect(url, nats.UserCredentials(s.CredsFile(t, "tool", nil)))
 	if err != nil {
 		t.Fatalf("connect to ClientURL %s: %v", url, err)
 	}

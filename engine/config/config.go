@@ -118,6 +118,11 @@ type Channel struct {
 	File         string        // the file it came from
 	Conf         *spec.Parsed  // the whole parsed item
 
+	// The plugin layer (plugins.go): settings, routing rules, result rules.
+	Plugins     []Plugin
+	Routes      []Route
+	ResultRules []ResultRule
+
 	// Compiled forms, ready to use: Load compiled them to check them.
 	Match    *rules.Filter // nil when there is no filter
 	OrderKey *rules.Key    // nil when there is no ordered_by
@@ -150,6 +155,9 @@ type Destination struct {
 	FilterPos string
 	Match     *rules.Filter // nil when there is no filter
 	Conf      *spec.Parsed  // the whole item, common fields included
+	// Mapping names the mapping that turns analyses into this destination's messages; ""
+	// sends analyses as JSON.
+	Mapping Component
 }
 
 // Retry is a destination's retry policy.
@@ -434,6 +442,7 @@ func (l *loader) channel(f File, cp *spec.Parsed, item *yaml.Node, parseLints []
 				Multiplier:     rp.Float(fieldMultiplier),
 			},
 			OnReject:  dp.String(fieldOnReject),
+			Mapping:   mappingOf(dp),
 			Filter:    dp.String(fieldFilter),
 			FilterPos: dp.Pos(fieldFilter),
 			Conf:      dp,
@@ -454,8 +463,18 @@ func (l *loader) channel(f File, cp *spec.Parsed, item *yaml.Node, parseLints []
 		}
 		ch.Destinations = append(ch.Destinations, d)
 	}
+	l.ai(&ch, cp)
 	l.ownRetention = append(l.ownRetention, cp.Has(fieldRetention))
 	l.cfg.Channels = append(l.cfg.Channels, ch)
+}
+
+func mappingOf(dp *spec.Parsed) Component {
+	if !dp.Has(fieldMapping) {
+		return Component{}
+	}
+	mp := dp.Object(fieldMapping)
+	name, conf := mp.Choice()
+	return Component{Name: name, Conf: conf, Pos: mp.ChoicePos()}
 }
 
 // hasErrorsIn reports whether an error lint lies within node n's lines, so a component that
@@ -490,6 +509,7 @@ func (l *loader) finish() *Config {
 		sp, _ = spec.ParseYAML("", ServerSpec()) // all defaults
 	}
 	l.cfg.Server = l.buildServer(sp, l.server != nil)
+	l.checkPlugins()
 	for i := range l.cfg.Channels {
 		if !l.ownRetention[i] {
 			l.cfg.Channels[i].Retention = l.cfg.Server.Retention

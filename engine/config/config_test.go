@@ -13,12 +13,14 @@ import (
 )
 
 // testReg is a registry with a few connectors, so the tests do not depend on the real ones.
-type testReg struct{ src, dst []spec.Component }
+type testReg struct{ src, dst, maps []spec.Component }
 
 func (r testReg) SourceSpec(n string) (spec.Component, bool)      { return find(r.src, n) }
 func (r testReg) DestinationSpec(n string) (spec.Component, bool) { return find(r.dst, n) }
 func (r testReg) SourceNames() []string                           { return names(r.src) }
 func (r testReg) DestinationNames() []string                      { return names(r.dst) }
+func (r testReg) MappingSpec(n string) (spec.Component, bool)     { return find(r.maps, n) }
+func (r testReg) MappingNames() []string                          { return names(r.maps) }
 
 func find(cs []spec.Component, n string) (spec.Component, bool) {
 	for _, c := range cs {

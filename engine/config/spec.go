@@ -56,6 +56,7 @@ const (
 	fieldMaxBackoff     = "max_backoff"
 	fieldMultiplier     = "multiplier"
 	fieldOnReject       = "on_reject"
+	fieldMapping        = "mapping"
 )
 
 // Values of enumerated fields.
@@ -76,6 +77,8 @@ type Lookup interface {
 	DestinationSpec(name string) (spec.Component, bool)
 	SourceNames() []string
 	DestinationNames() []string
+	MappingSpec(name string) (spec.Component, bool)
+	MappingNames() []string
 }
 
 var channelNameRe = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]*$`)
@@ -163,10 +166,15 @@ func RetrySpec() []spec.Field {
 }
 
 // DestinationSpec declares the fields every destination has besides its connector key.
-func DestinationSpec() []spec.Field { return destinationSpec(nil) }
+func DestinationSpec() []spec.Field { return destinationSpec(nil, nil) }
 
-func destinationSpec(ec *exprCache) []spec.Field {
+func destinationSpec(ec *exprCache, maps []spec.Component) []spec.Field {
 	return []spec.Field{
+		spec.NewObject(fieldMapping, "How an AI analysis becomes what this destination sends: exactly one key naming "+
+			"a mapping (`oru`, `fhir`, `sr`), with its site profile as the value. Only analyses are mapped (channels "+
+			"with `route`); without a mapping a destination gets the analysis as JSON.").
+			AsOptional().WithChoices(spec.KindMapping, maps...).
+			WithExamples(map[string]any{"oru": map[string]any{"profile": "2.5.1-tq1"}}),
 		spec.NewString(fieldName, "Name of the destination, unique within the channel; it names the destination's "+
 			"queue and appears in the message history.").
 			WithLint(lintName).WithExamples("ris", "ehr-fhir"),
@@ -197,11 +205,18 @@ func channelSpec(reg Lookup, ec *exprCache) []spec.Field {
 			dests = append(dests, c)
 		}
 	}
+	var maps []spec.Component
+	for _, n := range reg.MappingNames() {
+		if c, ok := reg.MappingSpec(n); ok {
+			c.Kind = spec.KindMapping
+			maps = append(maps, c)
+		}
+	}
 	steps := rules.Steps()
 	for i := range steps {
 		steps[i].Kind = spec.KindTransform
 	}
-	return []spec.Field{
+	return append([]spec.Field{
 		spec.NewString(fieldName, "Name of the channel: lowercase letters, digits, `-` and `_`, starting with a letter "+
 			"or digit; unique across all files. It names the channel's streams, so renaming a channel starts it afresh.").
 			WithLint(lintName).WithExamples("adt-in", "ris-orders"),
@@ -218,7 +233,7 @@ func channelSpec(reg Lookup, ec *exprCache) []spec.Field {
 			WithExamples([]any{map[string]any{"set": map[string]any{"path": "PV1-3.1", "value": "ED"}}}),
 		spec.NewObjects(fieldDestinations, "Where messages go. Each item has the fields below and exactly one key "+
 			"naming a destination connector. Every destination has its own queue, retries and dead letters.",
-			destinationSpec(ec)...).
+			destinationSpec(ec, maps)...).
 			WithChoices(spec.KindDestination, dests...).WithLint(func(v any) error {
 			if len(v.([]*spec.Parsed)) == 0 {
 				return errors.New("a channel needs at least one destination")
@@ -244,7 +259,7 @@ func channelSpec(reg Lookup, ec *exprCache) []spec.Field {
 		),
 		spec.NewDuration(fieldRetention, "Message history retention for this channel; defaults to `server.retention`.").
 			AsOptional().WithLint(nonNegative),
-	}
+	}, aiSpec(ec)...)
 }
 
 // FileSpec declares one configuration file: the root of the JSON Schema.
@@ -310,13 +325,14 @@ func lintToken(v any) error {
 // loader hands the compiled form to the channel, and channels that share an expression
 // share its program. A nil cache compiles without keeping anything.
 type exprCache struct {
+	results map[string]*rules.ResultFilter
 	filters map[string]*rules.Filter
 	keys    map[string]*rules.Key
 	errs    map[string]error
 }
 
 func newExprCache() *exprCache {
-	return &exprCache{filters: map[string]*rules.Filter{}, keys: map[string]*rules.Key{}, errs: map[string]error{}}
+	return &exprCache{results: map[string]*rules.ResultFilter{}, filters: map[string]*rules.Filter{}, keys: map[string]*rules.Key{}, errs: map[string]error{}}
 }
 
 func (c *exprCache) filter(src string) (*rules.Filter, error) {
@@ -341,6 +357,23 @@ func (c *exprCache) key(src string) (*rules.Key, error) {
 	k, err := rules.CompileKey(src)
 	c.keys[src], c.errs["k"+src] = k, err
 	return k, err
+}
+
+func (c *exprCache) result(src string) (*rules.ResultFilter, error) {
+	if c == nil {
+		return rules.CompileResultFilter(src)
+	}
+	if f, ok := c.results[src]; ok {
+		return f, c.errs["r"+src]
+	}
+	f, err := rules.CompileResultFilter(src)
+	c.results[src], c.errs["r"+src] = f, err
+	return f, err
+}
+
+func (c *exprCache) lintResult(v any) error {
+	_, err := c.result(v.(string))
+	return err
 }
 
 func (c *exprCache) lintFilter(v any) error {

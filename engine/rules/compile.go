@@ -113,6 +113,11 @@ var vms = sync.Pool{New: func() any { return new(vm.VM) }}
 
 func run(prog *vm.Program, env Env) (any, error) {
 	env.fill()
+	return runAny(prog, env)
+}
+
+// runAny runs prog on any environment value; run fills an Env's zero views first.
+func runAny(prog *vm.Program, env any) (any, error) {
 	machine := vms.Get().(*vm.VM)
 	out, err := machine.Run(prog, env)
 	vms.Put(machine)
@@ -123,11 +128,16 @@ func run(prog *vm.Program, env Env) (any, error) {
 }
 
 func compile(src string, want reflect.Type, what string) (*vm.Program, error) {
+	return compileWith(src, want, what, Env{})
+}
+
+// compileWith compiles src against the environment type of env (Env or ResultEnv).
+func compileWith(src string, want reflect.Type, what string, env any) (*vm.Program, error) {
 	if strings.TrimSpace(src) == "" {
 		return nil, &ExprError{Line: 1, Col: 1, Msg: what + " is empty"}
 	}
 	lits := &literalCheck{}
-	opts := append([]expr.Option{expr.Env(Env{}), expr.Patch(lits)}, functions...)
+	opts := append([]expr.Option{expr.Env(env), expr.Patch(lits)}, functions...)
 	prog, err := expr.Compile(src, opts...)
 	var first *ExprError
 	if err != nil {
@@ -181,7 +191,10 @@ var goNames = strings.NewReplacer(
 	"rules.OrderView", "order",
 	"[]rules.SeriesView", "list of series",
 	"rules.SeriesView", "series",
+	"[]rules.FindingView", "list of findings",
+	"rules.FindingView", "finding",
 	"rules.Env", "the environment",
+	"rules.ResultEnv", "the environment of result rules",
 	"interface {}", "any",
 	fnGetPath, "msg.Get", fnGet, "msg.Get", fnHasPath, "msg.Has", fnHas, "msg.Has", fnCount, "msg.Count",
 )
@@ -363,7 +376,7 @@ var (
 	orderMembers  = fieldNames(OrderView{})
 	seriesMembers = fieldNames(SeriesView{})
 	topNames      = []string{"msg", "channel", "meta", "study", "order", "hl7date", "age", "now"}
-	unknownRe     = regexp.MustCompile(`^(?:type (msg|study|order|series) has no (?:field|method) |unknown name )(\w+)$`)
+	unknownRe     = regexp.MustCompile(`^(?:type (msg|study|order|series|finding) has no (?:field|method) |unknown name )(\w+)$`)
 )
 
 // fieldNames lists the exported fields of a view struct, in declaration order.
@@ -394,12 +407,15 @@ func suggest(msg string) string {
 		names, what = orderMembers, "order has"
 	case "series":
 		names, what = seriesMembers, "a series has"
+	case "finding":
+		names, what = fieldNames(FindingView{}), "a finding has"
 	}
 	best, bestD := "", 0
 	for _, n := range names {
 		// One edit per three letters is a typo; more is another word.
 		d := distance(strings.ToLower(m[2]), strings.ToLower(n))
-		if d <= max(1, len(n)/3) && (best == "" || d < bestD) {
+		// d == 0 is a name of the other environment (msg in a result rule): no suggestion.
+		if n != m[2] && d <= max(1, len(n)/3) && (best == "" || d < bestD) {
 			best, bestD = n, d
 		}
 	}

@@ -86,6 +86,7 @@ const (
 	KindSource      Kind = "source"
 	KindDestination Kind = "destination"
 	KindTransform   Kind = "transform"
+	KindMapping     Kind = "mapping" // turns an AI analysis into what a destination sends
 	KindConfig      Kind = "config" // a section of the configuration file itself: server, channel
 )
 

@@ -9,9 +9,12 @@ import (
 	"encoding/hex"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go"
 
 	"github.com/osprey-health/osprey/engine/broker"
 )
@@ -78,6 +81,37 @@ func New(t testing.TB, opts ...Option) *Server {
 		}
 	})
 	return &Server{Broker: b, Prefix: newPrefix()}
+}
+
+// CredsFile writes credentials for a new user of the embedded server, limited to p (nil:
+// everything), to a file in a temporary directory and returns its path, for
+// nats.UserCredentials or a --creds flag. On an external server it fails the test: there the
+// cluster issues credentials.
+func (s *Server) CredsFile(t testing.TB, user string, p *broker.Permissions) string {
+	t.Helper()
+	creds, err := s.Creds(user, p)
+	if err != nil {
+		t.Fatalf("brokertest: %v", err)
+	}
+	path := filepath.Join(t.TempDir(), user+".creds")
+	if err := broker.WriteCreds(path, creds); err != nil {
+		t.Fatalf("brokertest: %v", err)
+	}
+	return path
+}
+
+// Connect opens a client connection to the embedded server's listener as a new user limited
+// to p (nil: everything), the way a plugin or tool connects, and closes it when the test
+// ends. It fails the test on an external server.
+func (s *Server) Connect(t testing.TB, user string, p *broker.Permissions, opts ...nats.Option) *nats.Conn {
+	t.Helper()
+	creds := s.CredsFile(t, user, p)
+	nc, err := nats.Connect(s.ClientURL(), append([]nats.Option{nats.Name(user), nats.UserCredentials(creds)}, opts...)...)
+	if err != nil {
+		t.Fatalf("brokertest: connect as %s: %v", user, err)
+	}
+	t.Cleanup(nc.Close)
+	return nc
 }
 
 // External connects to OSPREY_TEST_NATS (default DefaultExternalURL). When that server is

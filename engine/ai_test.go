@@ -291,7 +291,9 @@ func TestSilentModeStoresButSendsNothing(t *testing.T) {
 		t.Errorf("silent analysis goes to %v with priority %q", a.Destinations, a.Priority)
 	}
 	d := h.waitStatus(id, store.StatusFiltered, 10*time.Second)
-	if !slices.ContainsFunc(stageNames(d), func(s string) bool { return strings.Contains(s, "every plugin is silent: rules ich-stat, any-positive would send it to ris, ehr") }) {
+	if !slices.ContainsFunc(stageNames(d), func(s string) bool {
+		return strings.Contains(s, "every plugin is silent: rules ich-stat, any-positive would send it to ris, ehr")
+	}) {
 		t.Errorf("stages %q do not say the rules were silenced", stageNames(d))
 	}
 	if j := h.jobs(id)[0]; j.Status != store.JobCompleted || j.Result == nil {

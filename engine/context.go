@@ -70,8 +70,8 @@ type studyInput struct {
 	env   rules.Env
 	sum   dicom.StudySummary
 	order *store.Order // the joined order, nil when none
-	stage store.Stage // the join stage: which order, or why none
-	hold  bool        // wait for the order: move to the hold stream
+	stage store.Stage  // the join stage: which order, or why none
+	hold  bool         // wait for the order: move to the hold stream
 }
 
 // prepareStudy parses a study message, fills its store key fields and joins its order.

@@ -543,8 +543,8 @@ type analysisOutcome struct {
 	views       []rules.FindingView // of notify and active plugins: what the rules decide on
 	silentViews []rules.FindingView // of silent plugins: what the rules would have decided on
 	statuses    map[string]string
-	sends    bool // some plugin is notify or active
-	active   bool // some plugin is active
+	sends       bool // some plugin is notify or active
+	active      bool // some plugin is active
 }
 
 func (o analysisOutcome) summary() string {

@@ -122,4 +122,3 @@ func (f *ResultFilter) Match(env ResultEnv) (bool, error) {
 
 // String returns the source of the rule.
 func (f *ResultFilter) String() string { return f.src }
-

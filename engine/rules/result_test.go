@@ -23,7 +23,7 @@ func TestResultFilter(t *testing.T) {
 		{"by code", `finding("1386000").Present`, []FindingView{ich}, nil, true},
 		{"by display any case", `finding("intracranial HEMORRHAGE").Present`, []FindingView{ich}, nil, true},
 		{"below threshold", `finding("ICH").Confidence >= 0.85`, []FindingView{weak}, nil, false},
-		{"most confident present wins", `finding("ich").Confidence`+" > 0.9", []FindingView{weak, ich, negative}, nil, true},
+		{"most confident present wins", `finding("ich").Confidence` + " > 0.9", []FindingView{weak, ich, negative}, nil, true},
 		{"present beats confident negative", `finding("ich").Present`, []FindingView{negative, weak}, nil, true},
 		{"no match is not found", `!finding("PE").Found && finding("PE").Confidence == 0`, []FindingView{ich}, nil, true},
 		{"measurement", `finding("ICH").Measurements["volume"] > 10`, []FindingView{ich}, nil, true},

@@ -87,7 +87,7 @@ const (
 	KindDestination Kind = "destination"
 	KindTransform   Kind = "transform"
 	KindMapping     Kind = "mapping" // turns an AI analysis into what a destination sends
-	KindConfig      Kind = "config" // a section of the configuration file itself: server, channel
+	KindConfig      Kind = "config"  // a section of the configuration file itself: server, channel
 )
 
 // Example is a runnable configuration snippet shown in the docs and linted by the tests.

@@ -161,7 +161,7 @@ func TestDocNames(t *testing.T) {
 	}
 	// The credentials section lists PluginPermissions, written with placeholders.
 	placeholders := strings.NewReplacer(JobsStream("ich"), JobsStreamPrefix+"<PLUGIN>",
-		Consumer("ich"), ConsumerPrefix+"<plugin>", ResultsSubject("ich"), ResultsSubjectPrefix+"<plugin>")
+		Consumer("ich"), ConsumerPrefix+"<plugin>", ResultsSubject("ich"), ResultsSubjectPrefix+"<plugin>", InboxPrefix("ich"), "_INBOX_<plugin>")
 	perm := PluginPermissions("ich")
 	for _, subj := range append(perm.Publish, perm.Subscribe...) {
 		if want := "`" + placeholders.Replace(subj) + "`"; !strings.Contains(doc, want) {

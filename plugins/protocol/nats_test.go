@@ -136,7 +136,7 @@ func TestFlowOverNATS(t *testing.T) {
 	setupStreams(ctx, t, ajs, "ich", "other")
 
 	vlog := &violationLog{ch: make(chan struct{}, 1)}
-	pc := connect(t, s, "ich", nats.ErrorHandler(vlog.handler))
+	pc := connect(t, s, "ich", nats.ErrorHandler(vlog.handler), nats.CustomInboxPrefix(InboxPrefix("ich")))
 	pjs, err := jetstream.New(pc)
 	if err != nil {
 		t.Fatal(err)

@@ -101,6 +101,12 @@ type Permissions struct {
 	AllowResponses bool
 }
 
+// InboxPrefix returns the inbox prefix a plugin's connection must use ("_INBOX_<plugin>",
+// set with nats.CustomInboxPrefix or the client's equivalent). Its credentials may subscribe
+// to its own inboxes only: with the shared "_INBOX.>" one plugin could read the pull
+// responses, and so the jobs, of every other.
+func InboxPrefix(plugin string) string { return "_INBOX_" + plugin }
+
 // PluginPermissions returns the permissions the credentials of plugin must grant: bind to and
 // pull from its jobs consumer, ack its jobs, publish its results and progress, and take part
 // in micro discovery.
@@ -114,7 +120,7 @@ func PluginPermissions(plugin string) Permissions {
 			ResultsSubject(plugin),
 			ProgressSubjectPrefix + ">",
 		},
-		Subscribe:      []string{"_INBOX.>", "$SRV.>"},
+		Subscribe:      []string{InboxPrefix(plugin) + ".>", "$SRV.>"},
 		AllowResponses: true,
 	}
 }

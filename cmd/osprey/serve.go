@@ -21,6 +21,7 @@ import (
 	"github.com/osprey-health/osprey/engine/spec"
 	"github.com/osprey-health/osprey/engine/store"
 	"github.com/osprey-health/osprey/engine/store/backend"
+	_ "github.com/osprey-health/osprey/mappings/all" // and every mapping
 )
 
 func init() {

@@ -9,6 +9,7 @@ import (
 	"github.com/osprey-health/osprey/engine/spec"
 
 	_ "github.com/osprey-health/osprey/channels/all" // every connector this binary ships
+	_ "github.com/osprey-health/osprey/mappings/all" // and every mapping
 )
 
 func init() {

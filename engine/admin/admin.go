@@ -1,14 +1,15 @@
 // Package admin is Osprey's admin HTTP API: channel status and control, message search,
-// detail and reprocessing, dead letters and requeueing, configuration reload, health,
-// readiness and Prometheus metrics.
+// detail and reprocessing, dead letters and requeueing, AI plugins, jobs and analyses,
+// configuration reload, health, readiness and Prometheus metrics.
 //
 // Handlers return errors; one error type, [Error], carries the HTTP status and the message
 // the client sees, and a central handler maps every other error to one (see [StatusOf]).
 // Every /api route needs a bearer token; read tokens may GET, admin tokens may also POST.
 // /healthz, /readyz and /metrics are open, as Prometheus and load balancers expect.
 //
-// The package consumes the runtime through the small [Engine] interface and reads history
-// straight from a [store.Store]; it never imports a connector.
+// The package consumes the runtime through the small [Engine] interface (and the optional
+// [PluginLister]) and reads history, jobs and analyses straight from a [store.Store]; it
+// never imports a connector.
 package admin
 
 import (
@@ -29,7 +30,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 )
 
-// Engine is what the API needs from the runtime.
+// Engine is what the API needs from the runtime. An Engine that also implements
+// [PluginLister] serves GET /api/v1/plugins.
 type Engine interface {
 	// Channels reports every configured channel.
 	Channels() []engine.ChannelStatus
@@ -243,6 +245,10 @@ func (s *Server) routes(bodyLimit int64) *echo.Echo {
 	e.GET(api+"/messages", s.searchMessages)
 	e.GET(api+"/messages/:id", s.getMessage)
 	e.POST(api+"/messages/:id/reprocess", s.reprocessMessage)
+	e.GET(api+"/messages/:id/analysis", s.getAnalysis)
+	e.GET(api+"/plugins", s.listPlugins)
+	e.GET(api+"/jobs", s.listJobs)
+	e.GET(api+"/jobs/:id", s.getJob)
 	e.GET(api+"/deadletters", s.listDeadLetters)
 	e.POST(api+"/deadletters/:id/requeue", s.requeueDeadLetter)
 	e.POST(api+"/reload", s.reload)

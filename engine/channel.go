@@ -377,7 +377,9 @@ func (ch *channel) ingest(ctx context.Context, m *Message, reprocessOf string) (
 		hdr[hdrReprocessOf] = reprocessOf
 	}
 	var dupKey string
-	if m.ContentType == ContentHL7v2 {
+	if m.Reject != nil {
+		rec.Verdict, rec.Reason = Rejected, m.Reject
+	} else if m.ContentType == ContentHL7v2 {
 		msg, err := hl7v2.Parse(m.Body)
 		switch {
 		case err != nil:

@@ -19,6 +19,17 @@ type Message struct {
 	Body        []byte            `json:"body"`
 	ReceivedAt  time.Time         `json:"received_at"`
 	Meta        map[string]string `json:"meta,omitempty"` // source facts: remote_addr, tls_subject, listener
+	// Reject, set by a source that found the content unusable (a FHIR resource that does not
+	// validate), makes the engine store the message as rejected with this reason and answer
+	// Rejected, as it does itself for HL7v2 that does not parse.
+	Reject error `json:"-"`
+}
+
+// RetryAfter is implemented by delivery errors that know when the peer wants the next try
+// (HTTP 429 or 503 with Retry-After): the engine waits at least that long, even when its
+// backoff would try sooner.
+type RetryAfter interface {
+	RetryAfter() time.Duration
 }
 
 // Content types the engine understands natively.

@@ -316,7 +316,8 @@ func (w *worker) deliver(ctx context.Context, j job) bool {
 		}
 	}
 	received, _ := time.Parse(time.RFC3339Nano, e.Headers[hdrReceived])
-	msg := &Message{ID: e.ID, Channel: d.ch.name, ContentType: e.Headers[hdrContentType], Body: e.Body, ReceivedAt: received}
+	msg := &Message{ID: e.ID, Channel: d.ch.name, ContentType: e.Headers[hdrContentType], Body: e.Body, ReceivedAt: received,
+		Meta: metaFromHeaders(e.Headers)}
 	pol := d.cfg.Retry
 	first := n // a requeued dead letter gets a fresh retry budget; attempt numbers continue
 	for ; ; n++ {
@@ -373,7 +374,12 @@ func (w *worker) deliver(ctx context.Context, j job) bool {
 			d.ch.log.Warn("dead-lettered", "destination", d.name, "id", e.ID, "attempts", n, "err", a.Error)
 			return true
 		}
-		if sleepCtx(ctx, backoff(pol, n)) != nil {
+		wait := backoff(pol, n)
+		var ra RetryAfter
+		if errors.As(err, &ra) && ra.RetryAfter() > wait {
+			wait = ra.RetryAfter() // the destination bounds what a peer may ask for
+		}
+		if sleepCtx(ctx, wait) != nil {
 			return false
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -380,6 +381,12 @@ func (ch *channel) process(e broker.Entry) outcome {
 		return o
 	}
 	hdr := map[string]string{hdrReceived: e.Headers[hdrReceived], hdrContentType: o.rec.ContentType}
+	for k, v := range e.Headers {
+		// Source facts travel on to the destinations (a FHIR sender's If-None-Exist).
+		if strings.HasPrefix(k, hdrMetaPrefix) {
+			hdr[k] = v
+		}
+	}
 	if ch.orderKey != nil && haveEnv {
 		k, err := ch.orderKey.Eval(env)
 		if err != nil {

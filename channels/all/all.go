@@ -4,5 +4,6 @@ package all
 
 import (
 	_ "github.com/osprey-health/osprey/channels/dicomweb" // source.dicomweb, source.dicomweb_notify, source.qido_poll, destination.dicomweb
+	_ "github.com/osprey-health/osprey/channels/fhir"     // source.fhir, destination.fhir
 	_ "github.com/osprey-health/osprey/channels/mllp"     // source.mllp, destination.mllp
 )

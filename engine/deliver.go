@@ -73,6 +73,9 @@ func (d mapped) Send(ctx context.Context, msg *Message) (Reply, error) {
 		return Reply{}, fmt.Errorf("%w: analysis: %v", ErrUndeliverable, err)
 	}
 	body, ct, err := d.m.Map(&a)
+	if errors.Is(err, ErrNothingToSend) {
+		return Reply{Summary: "not sent: " + err.Error()}, nil
+	}
 	if err != nil {
 		// The same analysis maps the same way next time: retrying cannot help.
 		return Reply{}, fmt.Errorf("%w: mapping: %v", ErrUndeliverable, err)

@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"errors"
 	"fmt"
 	"sort"
 	"sync"
@@ -22,6 +23,11 @@ type DestinationConstructor func(conf *spec.Parsed, res Resources) (Destination,
 type Mapping interface {
 	Map(a *mappings.Analysis) (body []byte, contentType string, err error)
 }
+
+// ErrNothingToSend is wrapped by a mapping that has nothing for its destination in this
+// analysis (a withdrawn result the PACS has no SR for): the delivery is recorded as done,
+// with the reason, rather than failed.
+var ErrNothingToSend = errors.New("nothing to send")
 
 // MappingConstructor builds a mapping from its parsed config (the site profile).
 type MappingConstructor func(conf *spec.Parsed) (Mapping, error)

@@ -5,6 +5,7 @@
 package all
 
 import (
+	"errors"
 	"fmt"
 	"time"
 
@@ -13,11 +14,13 @@ import (
 	"github.com/osprey-health/osprey/mappings"
 	"github.com/osprey-health/osprey/mappings/fhir"
 	"github.com/osprey-health/osprey/mappings/oru"
+	"github.com/osprey-health/osprey/mappings/sr"
 )
 
 func init() {
 	engine.RegisterMapping(oruSpec(), newORU)
 	engine.RegisterMapping(fhirSpec(), newFHIR)
+	engine.RegisterMapping(srSpec(), newSR)
 }
 
 // mapper adapts a mapping function to engine.Mapping.
@@ -138,4 +141,49 @@ func newFHIR(p *spec.Parsed) (engine.Mapping, error) {
 		return nil, err
 	}
 	return mapper{contentType: fhir.ContentType, fn: m.Map}, nil
+}
+
+func srSpec() spec.Component {
+	return spec.Component{
+		Name:    "sr",
+		Summary: "AI analysis to a DICOM Comprehensive 3D SR (TID 1500) for the PACS (docs/mapping-sr.md).",
+		Description: "One SR per analysis revision in the study's own Study Instance UID, a new series, with the " +
+			"algorithm as observer device, an Image Library of the source images and a measurement group per " +
+			"finding; VerificationFlag UNVERIFIED. Its SOP Instance UID derives from the analysis id and revision, " +
+			"so a resend is the same instance. A withdrawn analysis sends nothing (no SR retracts another). Pair it " +
+			"with the dicomweb destination.",
+		Fields: []spec.Field{
+			spec.NewString("uid_root", "Your organisation's UID root for the SR's UIDs; empty derives UUID-based UIDs "+
+				"under 2.25.").WithDefault("").WithExamples("1.2.826.0.1.3680043.10.999"),
+			spec.NewString("institution", "InstitutionName of the equipment that wrote the SR; empty takes the study's.").
+				WithDefault(""),
+			spec.NewInt("series_number", "SeriesNumber of the SR series.").WithDefault(sr.DefaultSeriesNumber),
+			spec.NewString("series_description", "SeriesDescription of the SR series.").WithDefault(sr.DefaultSeriesDescription),
+			spec.NewString("language", "RFC 5646 language of the report.").WithDefault(sr.DefaultLanguage),
+			spec.NewString("procedure_scheme", "Coding scheme designator of the RIS's procedure codes (e.g. 99RIS); when "+
+				"set, the order's code becomes the requested and performed procedure.").WithDefault(""),
+			spec.NewString("time_zone", "IANA zone of ContentDate and ContentTime.").
+				WithDefault("UTC").WithLint(lintZone),
+		},
+	}
+}
+
+func newSR(p *spec.Parsed) (engine.Mapping, error) {
+	prof := sr.Profile{UIDRoot: p.String("uid_root"), Institution: p.String("institution"),
+		SeriesNumber: p.Int("series_number"), SeriesDescription: p.String("series_description"),
+		Language: p.String("language"), ProcedureScheme: p.String("procedure_scheme")}
+	var err error
+	if prof.Location, err = time.LoadLocation(p.String("time_zone")); err != nil {
+		return nil, err
+	}
+	if _, _, err := sr.UIDs("check", 1, prof); err != nil {
+		return nil, err
+	}
+	return mapper{contentType: "application/dicom", fn: func(a *mappings.Analysis) ([]byte, error) {
+		b, err := sr.Map(a, prof)
+		if errors.Is(err, sr.ErrWithdrawn) || errors.Is(err, sr.ErrNoFindings) {
+			return nil, fmt.Errorf("%w: %v", engine.ErrNothingToSend, err)
+		}
+		return b, err
+	}}, nil
 }

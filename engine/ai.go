@@ -80,8 +80,26 @@ func (ch *channel) route(o *outcome, env rules.Env, sum *dicom.StudySummary, ord
 		stage.Name += ": no rule matched; no plugin asked"
 		return stage, nil
 	}
-	stage.Name += fmt.Sprintf(": %s matched; jobs for %s", strings.Join(matched, ", "), strings.Join(picked, ", "))
+	// A study announced again (an instance came late, or the PACS stored the SR Osprey
+	// sent) is not analysed again by a plugin that already saw the same images: without
+	// this, every SR sent back to the PACS would bring the study back, and another SR.
+	var fresh, seen []string
 	for _, name := range picked {
+		if prior := ch.priorJob(sum, name); prior != "" {
+			seen = append(seen, fmt.Sprintf("%s (job %s)", name, prior))
+			continue
+		}
+		fresh = append(fresh, name)
+	}
+	if len(fresh) == 0 {
+		stage.Name += fmt.Sprintf(": %s matched; the same images were analysed already by %s", strings.Join(matched, ", "), strings.Join(seen, ", "))
+		return stage, nil
+	}
+	stage.Name += fmt.Sprintf(": %s matched; jobs for %s", strings.Join(matched, ", "), strings.Join(fresh, ", "))
+	if len(seen) > 0 {
+		stage.Name += "; analysed already: " + strings.Join(seen, ", ")
+	}
+	for _, name := range fresh {
 		settings, _ := ch.cfg.Plugin(name) // config checked every route's plugins
 		pj, err := ch.planJob(o.rec, sum, order, settings, 1)
 		if err != nil {
@@ -90,6 +108,44 @@ func (ch *channel) route(o *outcome, env rules.Env, sum *dicom.StudySummary, ord
 		o.jobs = append(o.jobs, pj)
 	}
 	return stage, nil
+}
+
+// priorJob returns the id of a job of plugin, made for another message, that saw exactly
+// the images of sum (non-image series such as SR left out), or "" when there is none or the
+// store cannot say (then the study is analysed: a second analysis is better than none).
+func (ch *channel) priorJob(sum *dicom.StudySummary, plugin string) string {
+	ctx, cancel := context.WithTimeout(context.Background(), lookupTimeout)
+	defer cancel()
+	page, err := ch.e.opts.Store.Jobs(ctx, store.JobQuery{StudyUID: sum.StudyInstanceUID, Plugin: plugin, Limit: 20})
+	if err != nil {
+		return ""
+	}
+	want := imageInstances(protocolStudy(sum))
+	for _, j := range page.Jobs {
+		var req protocol.Job
+		if json.Unmarshal(j.Request, &req) != nil {
+			continue
+		}
+		if slices.Equal(imageInstances(req.Study), want) {
+			return j.ID
+		}
+	}
+	return ""
+}
+
+// imageInstances lists the SOP Instance UIDs of a study's image series, sorted.
+func imageInstances(s protocol.Study) []string {
+	var out []string
+	for _, se := range s.Series {
+		if rules.NonImageModality(se.Modality) {
+			continue
+		}
+		for _, in := range se.Instances {
+			out = append(out, in.SOPInstanceUID)
+		}
+	}
+	slices.Sort(out)
+	return out
 }
 
 func routeLabel(r config.Route, i int) string {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/osprey-health/osprey/engine"
 	"github.com/osprey-health/osprey/engine/broker/brokertest"
+	"github.com/osprey-health/osprey/engine/dicom"
 	"github.com/osprey-health/osprey/engine/store"
 	"github.com/osprey-health/osprey/mappings"
 	"github.com/osprey-health/osprey/plugins/protocol"
@@ -483,4 +484,37 @@ func TestExternalNATSDispatchesTheSameWay(t *testing.T) {
 		t.Errorf("priority %q, want urgent", a.Priority)
 	}
 	waitFor(t, "delivered", 10*time.Second, func() bool { return slices.Contains(h.rec.got("ris"), id) })
+}
+
+func TestAStudyAnnouncedAgainIsNotAnalysedAgain(t *testing.T) {
+	br := brokertest.New(t)
+	h := newCtxHarness(t, br, newSQLite(t), aiChannel("active", "1m", 1))
+	p := startPlugin(t, br, "ich", completed("1386000", true, 0.93))
+	body := studyJSON(t, "ACC1", "CT", "HEAD", "CT HEAD WO")
+	first := h.send("studies", engine.ContentStudy, body)
+	h.waitAnalysis(first, 15*time.Second)
+
+	// The PACS stored the SR Osprey sent and announces the study again: same images, one
+	// SR series more.
+	var sum dicom.StudySummary
+	if err := json.Unmarshal(body, &sum); err != nil {
+		t.Fatal(err)
+	}
+	sum.Series = append(sum.Series, dicom.SeriesSummary{SeriesInstanceUID: "2.25.1", Modality: "SR",
+		Instances: []dicom.InstanceSummary{{SOPInstanceUID: "2.25.2"}}})
+	again, _ := json.Marshal(sum)
+	second := h.send("studies", engine.ContentStudy, again)
+	waitFor(t, "second announcement recorded", 10*time.Second, func() bool {
+		return slices.ContainsFunc(stageNames(h.detail(second)), func(s string) bool { return strings.Contains(s, "analysed already by ich") })
+	})
+	if js := h.jobs(second); len(js) != 0 || p.jobs.Load() != 1 {
+		t.Errorf("the same images were sent again: %d jobs for the second message, plugin took %d", len(js), p.jobs.Load())
+	}
+
+	// A new image series is new work.
+	sum.Series = append(sum.Series, dicom.SeriesSummary{SeriesInstanceUID: "1.2.9", Modality: "CT",
+		Instances: []dicom.InstanceSummary{{SOPInstanceUID: "1.2.9.1", Frames: 1}}})
+	more, _ := json.Marshal(sum)
+	third := h.send("studies", engine.ContentStudy, more)
+	h.waitAnalysis(third, 15*time.Second)
 }

@@ -108,6 +108,10 @@ func (env *Env) fill() {
 	}
 }
 
+// NonImageModality reports whether a series of modality m holds no acquired images (a
+// structured report, presentation state, key object selection, segmentation...).
+func NonImageModality(m string) bool { return nonImage[m] }
+
 // nonImage are modalities of series that hold no acquired images.
 var nonImage = map[string]bool{"SR": true, "PR": true, "KO": true, "DOC": true, "REG": true, "SEG": true,
 	"RTSTRUCT": true, "RTPLAN": true, "RTRECORD": true, "RTDOSE": true, "FID": true, "PLAN": true}

@@ -26,6 +26,10 @@ type Options struct {
 	Load func(ctx context.Context) (*config.Config, error)
 	// Retention applies to channels that set none; zero keeps history forever.
 	Retention time.Duration
+	// Applied, when set, is called after each configuration Apply took in full (at start and
+	// on every reload), for what lives beside the engine: serve writes the NATS credentials
+	// of newly configured plugins.
+	Applied func(cfg *config.Config)
 }
 
 // Engine runs channels. Apply starts or changes them; Shutdown stops them all.
@@ -122,6 +126,9 @@ func (e *Engine) Apply(ctx context.Context, cfg *config.Config) error {
 			startErr = errors.Join(startErr, fmt.Errorf("channel %s: %w", name, err))
 		}
 		e.channels[name] = ch
+	}
+	if startErr == nil && e.opts.Applied != nil {
+		e.opts.Applied(cfg)
 	}
 	return startErr
 }

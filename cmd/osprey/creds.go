@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"os"
 	"path/filepath"
 
 	"github.com/osprey-health/osprey/engine/broker"
@@ -52,18 +51,4 @@ func writeCreds(b *broker.Broker, cfg *config.Config, dataDir string, log *slog.
 	}
 	log.Info("NATS credentials written", "dir", dir, "plugins", len(cfg.Plugins()))
 	return nil
-}
-
-// defaultCreds is the credentials file a tool uses when --creds is not given: the admin
-// file of the data dir in OSPREY_DATA (or ./data), if it exists.
-func defaultCreds() string {
-	dir := os.Getenv("OSPREY_DATA")
-	if dir == "" {
-		dir = "./data"
-	}
-	path := filepath.Join(credsDir(dir), adminCreds)
-	if _, err := os.Stat(path); err != nil {
-		return ""
-	}
-	return path
 }

@@ -88,6 +88,11 @@ func serve(ctx context.Context, env *cliEnv, path string) error {
 	eng := engine.New(engine.Options{
 		Registry: engine.Global, Broker: br, Store: st, Logger: log, DataDir: dataDir,
 		Retention: cfg.Server.Retention,
+		Applied: func(c *config.Config) {
+			if err := writeCreds(br, c, dataDir, log); err != nil {
+				log.Error("NATS credentials not written; plugins cannot connect", "err", err)
+			}
+		},
 		Load: func(context.Context) (*config.Config, error) {
 			c, err := loadConfig(path)
 			if err != nil {

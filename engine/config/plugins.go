@@ -191,6 +191,10 @@ func (l *loader) ai(ch *Channel, cp *spec.Parsed) {
 	if len(ch.Plugins) > 0 && len(ch.Routes) == 0 {
 		l.warnAt(cp, fieldPlugins, spec.LintLint, "channel %q lists plugins but no route sends studies to them", ch.Name)
 	}
+	if len(ch.Destinations) == 0 {
+		// Legitimate (order context only, an archive that only receives), but rarely meant.
+		l.warnAt(cp, fieldName, spec.LintMissing, "channel %q has no destinations: its messages are stored and go no further", ch.Name)
+	}
 	var dests []string
 	for _, d := range ch.Destinations {
 		dests = append(dests, d.Name)

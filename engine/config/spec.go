@@ -234,12 +234,7 @@ func channelSpec(reg Lookup, ec *exprCache) []spec.Field {
 		spec.NewObjects(fieldDestinations, "Where messages go. Each item has the fields below and exactly one key "+
 			"naming a destination connector. Every destination has its own queue, retries and dead letters.",
 			destinationSpec(ec, maps)...).
-			WithChoices(spec.KindDestination, dests...).WithLint(func(v any) error {
-			if len(v.([]*spec.Parsed)) == 0 {
-				return errors.New("a channel needs at least one destination")
-			}
-			return nil
-		}),
+			AsOptional().WithChoices(spec.KindDestination, dests...),
 		spec.NewBool(fieldOrdered, "Deliver messages one at a time in the order received, per destination; a "+
 			"failing message holds back the ones after it. ADT feeds usually need it.").WithDefault(false),
 		spec.NewExpr(fieldOrderedBy, "Keep order only among messages with the same key (for example per patient), "+

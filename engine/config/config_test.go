@@ -241,9 +241,9 @@ func TestLoadErrors(t *testing.T) {
 			want: []string{`a.yaml:6:17: ordered_by and ordered: true are mutually exclusive: ordered keeps one order for the whole channel, ordered_by one order per key; remove one`},
 		},
 		{
-			name:  "no destinations",
+			name:  "no destinations is a warning",
 			files: map[string]string{"a.yaml": "channels:\n  - name: a\n    source: {mllp: {}}\n    destinations: []\n"},
-			want:  []string{`a.yaml:4:19: field "channels[0].destinations": a channel needs at least one destination`},
+			want:  []string{`warning: a.yaml:2:11: channel "a" has no destinations: its messages are stored and go no further`},
 		},
 		{
 			name: "destination names, channel name, backoff",

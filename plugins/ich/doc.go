@@ -4,8 +4,8 @@
 // AI plugin and to give the plugin layer something meaningful to route, time and reconcile.
 //
 // The detector works on a non-contrast axial head CT series. [VolumeFromDICOM] decodes the
-// Part 10 instances (uncompressed transfer syntaxes only) into a [Volume] of Hounsfield units
-// sorted along the slice normal. [Detect] then masks the intracranial cavity slice by slice
+// Part 10 instances (uncompressed transfer syntaxes only, through the plugin SDK's
+// sdk.DecodeImage) into a [Volume] of Hounsfield units sorted along the slice normal. [Detect] then masks the intracranial cavity slice by slice
 // (bone above 300 HU bounds it; a flood fill from the image border marks what lies outside;
 // the cavity is eroded away from the inner table), keeps voxels between 50 and 90 HU inside
 // it, groups them into 3D connected components (6-connectivity: faces only) and reports every
@@ -17,6 +17,10 @@
 // towards the patient's left, so a finding right of the brain's midline on screen is on the
 // patient's left. Other orientations are handled through the direction cosines.
 //
-// The package imports nothing of the Osprey engine so that it can be wrapped by any plugin
-// runtime; see docs/plugin-ich.md for the algorithm and its limits.
+// [Plugin] wraps the detector as the Osprey AI plugin "ich" (registered with sdk.Register, run
+// by sdk.Run or the osprey-ich command): it picks the head CT series of a job's study,
+// fetches it over WADO-RS, detects, and answers with SNOMED-coded findings (1386000
+// Intracranial hemorrhage), each with side, slice range, volume and the instances it was
+// seen on, or one ruled-out finding. The package imports the SDK and the protocol, nothing of
+// the engine; see docs/plugin-ich.md for the algorithm and its limits.
 package ich

@@ -1,14 +1,13 @@
 package ich
 
 import (
-	"encoding/binary"
 	"errors"
 	"math"
-	"slices"
 	"strings"
 	"testing"
 
 	"github.com/osprey-health/osprey/engine/dicom/synth"
+	"github.com/osprey-health/osprey/plugins/sdk/sdktest"
 )
 
 // headCT generates a synthetic series and returns its instances and ground truth.
@@ -199,9 +198,9 @@ func TestVolumeFromDICOMErrors(t *testing.T) {
 		t.Fatal(err)
 	}
 	// Same length UIDs: Explicit VR Little Endian becomes RLE Lossless in the meta header.
-	rle := [][]byte{replaceOnce(t, a[0], "1.2.840.10008.1.2.1\x00", "1.2.840.10008.1.2.5\x00")}
+	rle := [][]byte{sdktest.ReplaceOnce(t, a[0], "1.2.840.10008.1.2.1\x00", "1.2.840.10008.1.2.5\x00")}
 	// PixelSpacing (0028,0030) renamed to ZoomFactor (0028,0031).
-	noSpacing := [][]byte{replaceOnce(t, a[0], "\x28\x00\x30\x00DS", "\x28\x00\x31\x00DS")}
+	noSpacing := [][]byte{sdktest.ReplaceOnce(t, a[0], "\x28\x00\x30\x00DS", "\x28\x00\x31\x00DS")}
 
 	tests := []struct {
 		name      string
@@ -235,15 +234,6 @@ func TestVolumeFromDICOMErrors(t *testing.T) {
 			}
 		})
 	}
-}
-
-func replaceOnce(t *testing.T, data []byte, old, new string) []byte {
-	t.Helper()
-	s := string(data)
-	if !strings.Contains(s, old) {
-		t.Fatalf("%q not found in the instance", old)
-	}
-	return []byte(strings.Replace(s, old, new, 1))
 }
 
 func TestDetectHandmade(t *testing.T) {
@@ -403,80 +393,6 @@ func TestDetectErosion(t *testing.T) {
 			r := Detect(v, Options{ErodeMM: tt.erodeMM})
 			if len(r.Findings) != tt.findings {
 				t.Errorf("%d findings, want %d: %s", len(r.Findings), tt.findings, r.Summary)
-			}
-		})
-	}
-}
-
-func TestToHU(t *testing.T) {
-	le := func(vs ...uint16) []byte {
-		b := make([]byte, 2*len(vs))
-		for i, v := range vs {
-			binary.LittleEndian.PutUint16(b[2*i:], v)
-		}
-		return b
-	}
-	tests := []struct {
-		name      string
-		raw       []byte
-		order     binary.ByteOrder
-		stored    int
-		signed    bool
-		slope     float64
-		intercept float64
-		want      []int16
-	}{
-		{"unsigned 16", le(0, 1024, 2000), binary.LittleEndian, 16, false, 1, -1024, []int16{-1024, 0, 976}},
-		{"signed 16", le(0xFC00, 0, 40), binary.LittleEndian, 16, true, 1, 0, []int16{-1024, 0, 40}},
-		// 12 bits stored: the top nibble carries junk (an overlay) and must be ignored.
-		{"unsigned 12 with high bits set", le(0xF000|1064, 0x1000|1024), binary.LittleEndian, 12, false, 1, -1024, []int16{40, 0}},
-		{"signed 12", le(0x0FFF, 0x0800, 0x07FF), binary.LittleEndian, 12, true, 1, 0, []int16{-1, -2048, 2047}},
-		{"slope and fractional intercept", le(100, 101), binary.LittleEndian, 16, false, 0.5, -10.25, []int16{40, 40}},
-		{"big endian", []byte{0x04, 0x28}, binary.BigEndian, 16, false, 1, -1024, []int16{40}},
-		{"clamped", le(65535), binary.LittleEndian, 16, false, 2, 0, []int16{32767}},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			got := toHU(tt.raw, tt.order, tt.stored, tt.signed, tt.slope, tt.intercept)
-			if !slices.Equal(got, tt.want) {
-				t.Errorf("got %v, want %v", got, tt.want)
-			}
-		})
-	}
-}
-
-// TestCheckLengths feeds corrupt length fields that would make the parser allocate
-// gigabytes: each must be refused before parsing.
-func TestCheckLengths(t *testing.T) {
-	data, _ := headCT(t, synth.CTOptions{StudyOptions: synth.StudyOptions{Seed: "lengths"}, Slices: 2, Size: 16})
-	good := data[0]
-	if err := checkLengths(good); err != nil {
-		t.Fatalf("valid instance: %v", err)
-	}
-	tests := []struct {
-		name     string
-		old, new string
-	}{
-		// ImageComments (0020,4000) LT with a 2-byte length of 0xFFFF: read as undefined.
-		{"short length read as undefined", "\x20\x00\x00\x40LT", "\x20\x00\x00\x40LT\xff\xff"},
-		// PixelData OW with a 4-byte length far beyond the file.
-		{"pixel data too long", "\xe0\x7f\x10\x00OW\x00\x00", "\xe0\x7f\x10\x00OW\x00\x00\x00\x00\x00\xf0"},
-		// The code sequence's item tag corrupted into an unknown (FFFE,E054) element.
-		{"corrupt item tag", "\xfe\xff\x00\xe0\xff\xff\xff\xff", "\xfe\xff\x54\xe0\xff\xff\xff\xff"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			i := strings.Index(string(good), tt.old)
-			if i < 0 {
-				t.Fatalf("%q not found", tt.old)
-			}
-			b := append([]byte(nil), good...)
-			copy(b[i:], tt.new)
-			if err := checkLengths(b); !errors.Is(err, ErrTruncated) {
-				t.Errorf("checkLengths = %v, want ErrTruncated", err)
-			}
-			if _, err := VolumeFromDICOM([][]byte{b}); !errors.Is(err, ErrTruncated) {
-				t.Errorf("VolumeFromDICOM = %v, want ErrTruncated", err)
 			}
 		})
 	}

@@ -1,39 +1,24 @@
 package ich
 
 import (
-	"bytes"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"math"
 	"slices"
-	"strconv"
-	"strings"
 
-	"github.com/suyashkumar/dicom"
-	"github.com/suyashkumar/dicom/pkg/tag"
+	"github.com/osprey-health/osprey/plugins/sdk"
 )
 
-// Errors of [VolumeFromDICOM]. Each is wrapped with the instance and the detail.
+// Errors of [VolumeFromDICOM]. Each is wrapped with the instance and the detail. The
+// decoding errors are the SDK's, so errors.Is works with either name.
 var (
 	ErrNoInstances = errors.New("ich: no instances")
-	ErrMissingTag  = errors.New("ich: missing or malformed attribute")
 	ErrNotCT       = errors.New("ich: not a CT image")
 	ErrMixedSeries = errors.New("ich: instances do not form one series")
-	ErrUnsupported = errors.New("ich: unsupported encoding")
 	ErrBadGeometry = errors.New("ich: unusable slice geometry")
-	ErrTruncated   = errors.New("ich: truncated or unreadable instance")
-)
-
-const errNotSupported = "compressed transfer syntaxes are not supported; send uncompressed (Explicit or Implicit VR Little Endian) instances"
-
-// The transfer syntaxes whose pixel data this package reads.
-const (
-	implicitVRLittleEndian = "1.2.840.10008.1.2"
-	explicitVRLittleEndian = "1.2.840.10008.1.2.1"
-	explicitVRBigEndian    = "1.2.840.10008.1.2.2"
-
-	deflatedExplicitVRLittleEndian = "1.2.840.10008.1.2.1.99"
+	ErrMissingTag  = sdk.ErrMissingTag
+	ErrUnsupported = sdk.ErrUnsupported
+	ErrTruncated   = sdk.ErrTruncated
 )
 
 // ctImageStorage is the only SOP class accepted: single-frame CT images. Enhanced CT
@@ -177,228 +162,49 @@ func sameSeries(a, b instance) error {
 	return nil
 }
 
-// parseInstance reads one Part 10 file: the attributes the detector needs and the pixels in HU.
-func parseInstance(data []byte) (in instance, err error) {
-	// The parser panics on some malformed input; a detector fed from the network must not.
-	defer func() {
-		if r := recover(); r != nil {
-			err = fmt.Errorf("%w: %v", ErrTruncated, r)
-		}
-	}()
-	if err := checkLengths(data); err != nil {
-		return in, err
-	}
-	ds, err := dicom.Parse(bytes.NewReader(data), int64(len(data)), nil, dicom.SkipProcessingPixelDataValue())
+// parseInstance decodes one Part 10 file with the SDK and keeps what the detector needs.
+func parseInstance(data []byte) (instance, error) {
+	im, err := sdk.DecodeImage(data)
 	if err != nil {
-		return in, fmt.Errorf("%w: %w", ErrTruncated, err)
-	}
-	a := attrs{ds: &ds}
-
-	ts := a.str(tag.TransferSyntaxUID)
-	var order binary.ByteOrder = binary.LittleEndian
-	switch ts {
-	case implicitVRLittleEndian, explicitVRLittleEndian:
-	case explicitVRBigEndian:
-		order = binary.BigEndian
-	case "":
-		return in, fmt.Errorf("%w: TransferSyntaxUID", ErrMissingTag)
-	default:
-		return in, fmt.Errorf("%w: transfer syntax %s: %s", ErrUnsupported, ts, errNotSupported)
-	}
-	if modality := a.str(tag.Modality); modality != "CT" {
-		return in, fmt.Errorf("%w: Modality %q", ErrNotCT, modality)
-	}
-	if class := a.str(tag.SOPClassUID); class != ctImageStorage {
-		return in, fmt.Errorf("%w: SOPClassUID %q is not CT Image Storage", ErrNotCT, class)
-	}
-
-	in.seriesUID = a.required(tag.SeriesInstanceUID, "SeriesInstanceUID")
-	in.sopUID = a.required(tag.SOPInstanceUID, "SOPInstanceUID")
-	in.contrast = a.str(tag.ContrastBolusAgent)
-	in.number = a.intOr(tag.InstanceNumber, 0)
-	in.rows = a.requiredInt(tag.Rows, "Rows")
-	in.cols = a.requiredInt(tag.Columns, "Columns")
-	copy(in.spacing[:], a.requiredFloats(tag.PixelSpacing, "PixelSpacing", 2))
-	copy(in.orientation[:], a.requiredFloats(tag.ImageOrientationPatient, "ImageOrientationPatient", 6))
-	copy(in.position[:], a.requiredFloats(tag.ImagePositionPatient, "ImagePositionPatient", 3))
-	in.thickness = a.floatOr(tag.SliceThickness, 0)
-	samples := a.intOr(tag.SamplesPerPixel, 1)
-	frames := a.intOr(tag.NumberOfFrames, 1)
-	allocated := a.requiredInt(tag.BitsAllocated, "BitsAllocated")
-	stored := a.requiredInt(tag.BitsStored, "BitsStored")
-	high := a.intOr(tag.HighBit, stored-1)
-	signed := a.requiredInt(tag.PixelRepresentation, "PixelRepresentation") == 1
-	slope := a.floatOr(tag.RescaleSlope, 1)
-	intercept := a.floatOr(tag.RescaleIntercept, 0)
-	if a.err != nil {
-		return in, a.err
+		return instance{}, err
 	}
 	switch {
-	case in.rows < 1 || in.cols < 1:
-		return in, fmt.Errorf("%w: %dx%d pixels", ErrBadGeometry, in.rows, in.cols)
-	case !(in.spacing[0] > 0 && in.spacing[1] > 0):
-		return in, fmt.Errorf("%w: PixelSpacing %v", ErrBadGeometry, in.spacing)
-	case samples != 1 || frames != 1:
-		return in, fmt.Errorf("%w: %d samples per pixel, %d frames: want single-frame greyscale", ErrUnsupported, samples, frames)
-	case allocated != 16:
-		return in, fmt.Errorf("%w: BitsAllocated %d: only 16 is read", ErrUnsupported, allocated)
-	case stored < 1 || stored > 16 || high != stored-1:
-		return in, fmt.Errorf("%w: BitsStored %d, HighBit %d", ErrUnsupported, stored, high)
-	case slope == 0:
-		return in, fmt.Errorf("%w: RescaleSlope 0", ErrMissingTag)
+	case im.Modality != "CT":
+		return instance{}, fmt.Errorf("%w: Modality %q", ErrNotCT, im.Modality)
+	case im.SOPClassUID != ctImageStorage:
+		return instance{}, fmt.Errorf("%w: SOPClassUID %q is not CT Image Storage", ErrNotCT, im.SOPClassUID)
+	case im.SeriesInstanceUID == "":
+		return instance{}, fmt.Errorf("%w: SeriesInstanceUID", ErrMissingTag)
+	case im.PixelSpacing == nil:
+		return instance{}, fmt.Errorf("%w: PixelSpacing", ErrMissingTag)
+	case im.ImageOrientation == nil:
+		return instance{}, fmt.Errorf("%w: ImageOrientationPatient", ErrMissingTag)
+	case im.ImagePosition == nil:
+		return instance{}, fmt.Errorf("%w: ImagePositionPatient", ErrMissingTag)
+	case !(im.PixelSpacing[0] > 0 && im.PixelSpacing[1] > 0):
+		return instance{}, fmt.Errorf("%w: PixelSpacing %v", ErrBadGeometry, im.PixelSpacing)
+	case im.Frames != 1:
+		return instance{}, fmt.Errorf("%w: %d frames: want single-frame images", ErrUnsupported, im.Frames)
+	case im.BitsAllocated != 16:
+		return instance{}, fmt.Errorf("%w: BitsAllocated %d: only 16 is read", ErrUnsupported, im.BitsAllocated)
 	}
-
-	pe, err := ds.FindElementByTag(tag.PixelData)
-	if err != nil {
-		return in, fmt.Errorf("%w: PixelData", ErrMissingTag)
+	in := instance{
+		seriesUID: im.SeriesInstanceUID,
+		sopUID:    im.SOPInstanceUID,
+		contrast:  im.ContrastBolusAgent,
+		number:    im.InstanceNumber,
+		rows:      im.Rows,
+		cols:      im.Cols,
+		thickness: im.SliceThickness,
+		hu:        make([]int16, len(im.Pixels)),
 	}
-	info, ok := pe.Value.GetValue().(dicom.PixelDataInfo)
-	if !ok || info.IsEncapsulated {
-		return in, fmt.Errorf("%w: encapsulated pixel data: %s", ErrUnsupported, errNotSupported)
+	copy(in.spacing[:], im.PixelSpacing)
+	copy(in.orientation[:], im.ImageOrientation)
+	copy(in.position[:], im.ImagePosition)
+	for i, v := range im.Pixels {
+		in.hu[i] = int16(min(max(math.Round(float64(v)), math.MinInt16), math.MaxInt16))
 	}
-	raw := info.UnprocessedValueData
-	n := in.rows * in.cols
-	if len(raw) < 2*n {
-		return in, fmt.Errorf("%w: %d bytes of pixel data for %dx%d pixels", ErrTruncated, len(raw), in.rows, in.cols)
-	}
-	in.hu = toHU(raw[:2*n], order, stored, signed, slope, intercept)
 	return in, nil
-}
-
-// toHU applies the modality LUT. The bits above BitsStored are masked off (they may carry
-// overlays in old files) and, for signed pixels, the sign is extended from bit BitsStored-1.
-func toHU(raw []byte, order binary.ByteOrder, stored int, signed bool, slope, intercept float64) []int16 {
-	out := make([]int16, len(raw)/2)
-	mask := uint32(1)<<stored - 1
-	signBit := uint32(1) << (stored - 1)
-	identity := slope == 1 && intercept == math.Trunc(intercept)
-	shift := int32(intercept)
-	for i := range out {
-		u := uint32(order.Uint16(raw[2*i:])) & mask
-		s := int32(u)
-		if signed && u&signBit != 0 {
-			s -= int32(mask) + 1
-		}
-		var hu int32
-		if identity {
-			hu = s + shift
-		} else {
-			hu = int32(math.Round(float64(s)*slope + intercept))
-		}
-		out[i] = int16(min(max(hu, math.MinInt16), math.MaxInt16))
-	}
-	return out
-}
-
-// attrs reads attributes, remembering the first missing or malformed one so that the
-// caller can check once.
-type attrs struct {
-	ds  *dicom.Dataset
-	err error
-}
-
-func (a *attrs) strings(t tag.Tag) []string {
-	e, err := a.ds.FindElementByTag(t)
-	if err != nil {
-		return nil
-	}
-	v, _ := e.Value.GetValue().([]string)
-	return v
-}
-
-func (a *attrs) str(t tag.Tag) string {
-	v := a.strings(t)
-	if len(v) == 0 {
-		return ""
-	}
-	return strings.TrimRight(strings.TrimSpace(v[0]), "\x00")
-}
-
-func (a *attrs) fail(name, detail string) {
-	if a.err == nil {
-		a.err = fmt.Errorf("%w: %s%s", ErrMissingTag, name, detail)
-	}
-}
-
-func (a *attrs) required(t tag.Tag, name string) string {
-	s := a.str(t)
-	if s == "" {
-		a.fail(name, "")
-	}
-	return s
-}
-
-// integer reads US/SS/UL values as well as IS strings.
-func (a *attrs) integer(t tag.Tag) (int, bool) {
-	e, err := a.ds.FindElementByTag(t)
-	if err != nil {
-		return 0, false
-	}
-	switch v := e.Value.GetValue().(type) {
-	case []int:
-		if len(v) > 0 {
-			return v[0], true
-		}
-	case []string:
-		if len(v) > 0 {
-			n, err := strconv.Atoi(strings.TrimSpace(v[0]))
-			return n, err == nil
-		}
-	}
-	return 0, false
-}
-
-func (a *attrs) requiredInt(t tag.Tag, name string) int {
-	n, ok := a.integer(t)
-	if !ok {
-		a.fail(name, "")
-	}
-	return n
-}
-
-func (a *attrs) intOr(t tag.Tag, def int) int {
-	if n, ok := a.integer(t); ok {
-		return n
-	}
-	return def
-}
-
-func (a *attrs) floats(t tag.Tag) ([]float64, bool) {
-	e, err := a.ds.FindElementByTag(t)
-	if err != nil {
-		return nil, false
-	}
-	switch v := e.Value.GetValue().(type) {
-	case []float64:
-		return v, len(v) > 0
-	case []string:
-		out := make([]float64, 0, len(v))
-		for _, s := range v {
-			f, err := strconv.ParseFloat(strings.TrimSpace(s), 64)
-			if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
-				return nil, false
-			}
-			out = append(out, f)
-		}
-		return out, len(out) > 0
-	}
-	return nil, false
-}
-
-func (a *attrs) requiredFloats(t tag.Tag, name string, n int) []float64 {
-	v, ok := a.floats(t)
-	if !ok || len(v) != n {
-		a.fail(name, fmt.Sprintf(" (want %d numbers)", n))
-		return make([]float64, n)
-	}
-	return v
-}
-
-func (a *attrs) floatOr(t tag.Tag, def float64) float64 {
-	if v, ok := a.floats(t); ok {
-		return v[0]
-	}
-	return def
 }
 
 func cross(a, b [3]float64) [3]float64 {

@@ -1,4 +1,4 @@
-package ich
+package sdk
 
 import (
 	"encoding/binary"

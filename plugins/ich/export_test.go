@@ -1,0 +1,4 @@
+package ich
+
+// PickSeries exposes the series choice to the external tests.
+var PickSeries = pickSeries

@@ -55,7 +55,9 @@ func (p *studyPush) StudyToken(uid string, ttl time.Duration) (string, time.Time
 // a result rule names it (none does).
 type nullDest struct{}
 
-func (nullDest) Send(context.Context, *engine.Message) (engine.Reply, error) { return engine.Reply{}, nil }
+func (nullDest) Send(context.Context, *engine.Message) (engine.Reply, error) {
+	return engine.Reply{}, nil
+}
 
 type dispatchRig struct {
 	sink engine.Sink

@@ -58,9 +58,10 @@ type channel struct {
 func (e *Engine) buildChannel(ctx context.Context, c config.Channel) (ch *channel, err error) {
 	ch = &channel{e: e, name: c.Name, cfg: c, hash: channelHash(c), state: StateStopped,
 		log: e.log.With("channel", c.Name), resumeCh: make(chan struct{})}
+	built := ch // the returns below set ch to nil; what was provisioned must still be closed
 	defer func() {
 		if err != nil {
-			ch.closeComponents(ctx)
+			built.closeComponents(ctx)
 		}
 	}()
 	res := Resources{Logger: ch.log, DataDir: e.opts.DataDir, Channel: c.Name, Broker: e.opts.Broker}

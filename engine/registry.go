@@ -119,6 +119,13 @@ func (r *Registry) MappingNames() []string {
 	return sortedKeys(r.mappings)
 }
 
+// CheckMapping builds the named mapping and discards it: config.Load calls it so that a bad
+// site profile is a lint at its position, not a failure at start.
+func (r *Registry) CheckMapping(name string, conf *spec.Parsed) error {
+	_, err := r.NewMapping(name, conf)
+	return err
+}
+
 // NewMapping builds the named mapping.
 func (r *Registry) NewMapping(name string, conf *spec.Parsed) (Mapping, error) {
 	r.mu.RLock()

@@ -66,3 +66,6 @@ curl -fsS -H "Authorization: Bearer $OSPREY_TOKEN" "$api/api/v1/channels"; echo
 
 [ "$(count "$work/adt-out")" -eq 2 ] && [ "$(count "$work/orm-out")" -eq 2 ] || { echo "unexpected deliveries" >&2; exit 1; }
 say "demo ok"
+
+# The headline case: an ED head CT, the ich plugin, and the results to RIS, EHR and PACS.
+BIN="$BIN" DEMO_PORT_BASE=$((base + 30)) examples/ich-triage/demo.sh

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"io/fs"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -15,7 +16,7 @@ import (
 func init() {
 	register(&command{
 		name:    "dicom stow",
-		summary: "store DICOM files (or every .dcm in a folder) in a DICOMweb server by STOW-RS",
+		summary: "store DICOM files (or every .dcm under a folder) in a DICOMweb server by STOW-RS",
 		usage:   "--url BASE [--token T | --user U --password P] FILE|DIR...",
 		run: func(ctx context.Context, env *cliEnv, c *command, args []string) error {
 			fs := newFlags(env, c)
@@ -65,7 +66,7 @@ func init() {
 	})
 }
 
-// dicomFiles expands folders to the .dcm files in them, sorted; files are taken as given.
+// dicomFiles expands folders to the .dcm files under them, sorted; files are taken as given.
 func dicomFiles(args []string) ([]string, error) {
 	var out []string
 	for _, a := range args {
@@ -77,7 +78,13 @@ func dicomFiles(args []string) ([]string, error) {
 			out = append(out, a)
 			continue
 		}
-		m, err := filepath.Glob(filepath.Join(a, "*.dcm"))
+		var m []string
+		err = filepath.WalkDir(a, func(path string, d fs.DirEntry, err error) error {
+			if err == nil && !d.IsDir() && strings.EqualFold(filepath.Ext(path), ".dcm") {
+				m = append(m, path)
+			}
+			return err
+		})
 		if err != nil {
 			return nil, err
 		}

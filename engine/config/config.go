@@ -450,6 +450,15 @@ func (l *loader) channel(f File, cp *spec.Parsed, item *yaml.Node, parseLints []
 		if d.Filter != "" {
 			d.Match, _ = l.exprs.filter(d.Filter)
 		}
+		if d.Mapping.Name != "" && d.Mapping.Conf != nil {
+			if mn := dp.Node(fieldMapping); mn != nil && !hasErrorsIn(parseLints, f.Name, mn) {
+				if err := l.reg.CheckMapping(d.Mapping.Name, d.Mapping.Conf); err != nil {
+					file, line, col := d.Mapping.Conf.Position("")
+					l.add(spec.Lint{File: file, Line: line, Col: col, Level: spec.LevelError, Type: spec.LintLint,
+						Msg: fmt.Sprintf("mapping %s: %v", d.Mapping.Name, err)})
+				}
+			}
+		}
 		if d.Name != "" {
 			if first, dup := destNames[d.Name]; dup {
 				l.errorAt(dp, fieldName, spec.LintDuplicate, "destination %q is defined twice in channel %q (first at %s)", d.Name, ch.Name, first)

@@ -21,6 +21,7 @@ func (r testReg) SourceNames() []string                           { return names
 func (r testReg) DestinationNames() []string                      { return names(r.dst) }
 func (r testReg) MappingSpec(n string) (spec.Component, bool)     { return find(r.maps, n) }
 func (r testReg) MappingNames() []string                          { return names(r.maps) }
+func (r testReg) CheckMapping(string, *spec.Parsed) error         { return nil }
 
 func find(cs []spec.Component, n string) (spec.Component, bool) {
 	for _, c := range cs {

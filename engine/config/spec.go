@@ -79,6 +79,9 @@ type Lookup interface {
 	DestinationNames() []string
 	MappingSpec(name string) (spec.Component, bool)
 	MappingNames() []string
+	// CheckMapping builds a mapping (mappings are pure, so this is safe at load time) and
+	// reports why its profile is unusable, so `osprey validate` catches it.
+	CheckMapping(name string, conf *spec.Parsed) error
 }
 
 var channelNameRe = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]*$`)

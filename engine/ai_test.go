@@ -518,3 +518,29 @@ func TestAStudyAnnouncedAgainIsNotAnalysedAgain(t *testing.T) {
 	third := h.send("studies", engine.ContentStudy, more)
 	h.waitAnalysis(third, 15*time.Second)
 }
+
+func TestHeartbeatMarksTheJobRunning(t *testing.T) {
+	br := brokertest.New(t)
+	h := newCtxHarness(t, br, newSQLite(t), aiChannel("active", "1m", 1))
+	release := make(chan struct{})
+	var nc *nats.Conn
+	answer := completed("1386000", false, 0.9)
+	p := startPlugin(t, br, "ich", func(j protocol.Job) (protocol.Result, bool) {
+		b, _ := json.Marshal(protocol.Progress{Protocol: protocol.Version, JobID: j.JobID, Plugin: j.Plugin, Percent: 10,
+			Message: "fetching", At: time.Now().UTC()})
+		_ = nc.Publish(protocol.ProgressSubject(j.JobID), b)
+		<-release
+		return answer(j)
+	})
+	nc = p.nc
+	id := h.send("studies", engine.ContentStudy, studyJSON(t, "ACC1", "CT", "HEAD", "CT HEAD WO"))
+	waitFor(t, "job running", 10*time.Second, func() bool {
+		js := h.jobs(id)
+		return len(js) == 1 && js[0].Status == store.JobRunning
+	})
+	close(release)
+	h.waitAnalysis(id, 15*time.Second)
+	if j := h.jobs(id)[0]; j.Status != store.JobCompleted {
+		t.Errorf("after the result: %s", j.Status)
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/osprey-health/osprey/engine/broker"
@@ -35,11 +36,15 @@ type dispatcher struct {
 	e   *Engine
 	log *slog.Logger
 
-	mu      sync.Mutex
-	plugins map[string]*pluginRunner
-	sweep   context.CancelFunc
-	wg      sync.WaitGroup
-	started time.Time
+	mu       sync.Mutex
+	plugins  map[string]*pluginRunner
+	sweep    context.CancelFunc
+	progress *nats.Subscription // heartbeats: a queued job becomes running
+	wg       sync.WaitGroup
+	started  time.Time
+
+	runningMu sync.Mutex
+	running   map[string]time.Time // jobs already marked running, so a heartbeat costs no write
 }
 
 // pluginRunner consumes one plugin's results.
@@ -58,7 +63,8 @@ func resultsConsumer(plugin string) string { return "engine-" + plugin }
 const sweepInterval = time.Second
 
 func newDispatcher(e *Engine) *dispatcher {
-	return &dispatcher{e: e, log: e.log.With("component", "dispatch"), plugins: map[string]*pluginRunner{}, started: time.Now()}
+	return &dispatcher{e: e, log: e.log.With("component", "dispatch"), plugins: map[string]*pluginRunner{},
+		started: time.Now(), running: map[string]time.Time{}}
 }
 
 // sync makes the running plugin consumers match cfg: streams and consumers of new plugins
@@ -118,6 +124,13 @@ func (d *dispatcher) sync(ctx context.Context, cfg *config.Config) error {
 			delete(d.plugins, name)
 		}
 	}
+	if len(d.plugins) > 0 && d.progress == nil {
+		sub, err := d.e.opts.Broker.Conn().Subscribe(protocol.ProgressSubjects, d.onProgress)
+		if err != nil {
+			return fmt.Errorf("progress subscription: %w", err)
+		}
+		d.progress = sub
+	}
 	if len(d.plugins) > 0 && d.sweep == nil {
 		sctx, cancel := context.WithCancel(context.Background())
 		d.sweep = cancel
@@ -138,8 +151,44 @@ func (d *dispatcher) stop() {
 	if d.sweep != nil {
 		d.sweep()
 	}
+	if d.progress != nil {
+		_ = d.progress.Unsubscribe()
+	}
 	d.mu.Unlock()
 	d.wg.Wait()
+}
+
+// onProgress marks a job running at its first valid heartbeat. Heartbeats are core NATS
+// (best effort): a missed one changes nothing but what the API shows.
+func (d *dispatcher) onProgress(m *nats.Msg) {
+	if protocol.ValidateProgress(m.Data) != nil {
+		return
+	}
+	p, err := protocol.DecodeProgress(m.Data)
+	if err != nil || m.Subject != protocol.ProgressSubject(p.JobID) {
+		return
+	}
+	d.runningMu.Lock()
+	_, seen := d.running[p.JobID]
+	if !seen {
+		d.running[p.JobID] = time.Now()
+		for id, at := range d.running {
+			if time.Since(at) > time.Hour { // long finished, whatever became of them
+				delete(d.running, id)
+			}
+		}
+	}
+	d.runningMu.Unlock()
+	if seen {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
+	defer cancel()
+	j, applied, err := d.e.opts.Store.UpdateJob(ctx, store.JobUpdate{ID: p.JobID, From: []store.JobStatus{store.JobQueued},
+		Status: store.JobRunning})
+	if err == nil && applied && j.Plugin != p.Plugin {
+		d.log.Warn("progress for a job of another plugin", "job", p.JobID, "plugin", p.Plugin, "job_plugin", j.Plugin)
+	}
 }
 
 func (d *dispatcher) runner(plugin string) *pluginRunner {

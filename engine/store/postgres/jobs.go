@@ -2,11 +2,8 @@ package postgres
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -35,13 +32,6 @@ func fromTimePtr(t *time.Time) time.Time {
 	return t.UTC()
 }
 
-func rawOrNil(b []byte) json.RawMessage {
-	if len(b) == 0 {
-		return nil
-	}
-	return json.RawMessage(b)
-}
-
 func scanJob(row pgx.Row) (store.Job, error) {
 	var j store.Job
 	var status string
@@ -55,7 +45,7 @@ func scanJob(row pgx.Row) (store.Job, error) {
 	j.Status = store.JobStatus(status)
 	j.CreatedAt, j.UpdatedAt = j.CreatedAt.UTC(), j.UpdatedAt.UTC()
 	j.Deadline, j.FinishedAt = fromTimePtr(deadline), fromTimePtr(finished)
-	j.Request, j.Result = rawOrNil(req), rawOrNil(res)
+	j.Request, j.Result = query.Raw(req), query.Raw(res)
 	return j, nil
 }
 
@@ -105,7 +95,7 @@ func (s *Store) PutJobs(ctx context.Context, jobs []store.Job) error {
 	var c jobArrays
 	seen := make(map[string]bool, len(jobs))
 	for i, j := range jobs {
-		if err := jobDefaults(&j, now); err != nil {
+		if err := query.Job(&j, now); err != nil {
 			return wrap("put jobs", fmt.Errorf("job %d: %w", i, err))
 		}
 		if seen[j.ID] {
@@ -141,7 +131,7 @@ func (s *Store) PutJobs(ctx context.Context, jobs []store.Job) error {
 // racing on a job, the second waits for the first's row lock, then finds the status
 // changed under READ COMMITTED and updates nothing.
 func (s *Store) UpdateJob(ctx context.Context, u store.JobUpdate) (store.Job, bool, error) {
-	from, err := checkJobUpdate(u)
+	from, err := query.JobUpdate(u)
 	if err != nil {
 		return store.Job{}, false, wrap("update job", err)
 	}
@@ -212,51 +202,17 @@ func (s *Store) Job(ctx context.Context, id string) (store.Job, error) {
 
 // Jobs implements store.JobStore.
 func (s *Store) Jobs(ctx context.Context, q store.JobQuery) (store.JobPage, error) {
-	var where []string
 	var params args
-	eq := func(col, v string) {
-		if v != "" {
-			where = append(where, col+" = "+params.add(v))
-		}
-	}
-	eq("message_id", q.MessageID)
-	eq("study_uid", q.StudyUID)
-	eq("plugin", q.Plugin)
-	eq("channel", q.Channel)
-	if len(q.Status) > 0 {
-		sts := make([]string, len(q.Status))
-		for i, st := range q.Status {
-			if !st.Valid() {
-				return store.JobPage{}, wrap("jobs", fmt.Errorf("unknown job status %q", st))
-			}
-			sts[i] = string(st)
-		}
-		where = append(where, "status = ANY("+params.add(sts)+"::text[])")
-	}
-	if q.Cursor != "" {
-		at, id, err := parseJobCursor(q.Cursor)
-		if err != nil {
-			return store.JobPage{}, wrap("jobs", err)
-		}
-		where = append(where, "(created_at, id) < ("+params.add(at)+", "+params.add(id)+")")
-	}
-	limit := jobLimit(q.Limit)
-	sql := `SELECT ` + jobColumns + ` FROM jobs`
-	if len(where) > 0 {
-		sql += ` WHERE ` + strings.Join(where, " AND ")
-	}
-	sql += ` ORDER BY created_at DESC, id DESC LIMIT ` + params.add(limit+1) // one more tells whether there is a next page
-	jobs, err := s.queryJobs(ctx, sql, params...)
+	where, limit, err := query.JobWhere(q, params.add)
 	if err != nil {
 		return store.JobPage{}, wrap("jobs", err)
 	}
-	page := store.JobPage{Jobs: jobs}
-	if len(jobs) > limit {
-		page.Jobs = jobs[:limit]
-		last := jobs[limit-1]
-		page.Next = jobCursor(last.CreatedAt, last.ID)
+	jobs, err := s.queryJobs(ctx, `SELECT `+jobColumns+` FROM jobs`+where+
+		` ORDER BY created_at DESC, id DESC LIMIT `+params.add(limit+1), params...)
+	if err != nil {
+		return store.JobPage{}, wrap("jobs", err)
 	}
-	return page, nil
+	return query.JobPage(jobs, limit), nil
 }
 
 // ExpiredJobs implements store.JobStore.
@@ -264,7 +220,7 @@ func (s *Store) ExpiredJobs(ctx context.Context, now time.Time, limit int) ([]st
 	// Spelt as the predicate of jobs_open_by_deadline, so the planner can use it.
 	jobs, err := s.queryJobs(ctx, `SELECT `+jobColumns+` FROM jobs
 		WHERE status IN ('queued', 'running') AND deadline IS NOT NULL AND deadline < $1
-		ORDER BY deadline, id LIMIT $2`, query.Time(now), jobLimit(limit))
+		ORDER BY deadline, id LIMIT $2`, query.Time(now), query.JobLimit(limit))
 	return jobs, wrap("expired jobs", err)
 }
 
@@ -298,7 +254,7 @@ const analysisColumns = `message_id, channel, study_uid, accession, status, prio
 
 // PutAnalysis implements store.JobStore.
 func (s *Store) PutAnalysis(ctx context.Context, a store.Analysis) error {
-	if err := analysisDefaults(&a, time.Now()); err != nil {
+	if err := query.Analysis(&a, time.Now()); err != nil {
 		return wrap("put analysis", err)
 	}
 	_, err := s.pool.Exec(ctx, `INSERT INTO analyses (`+analysisColumns+`)
@@ -350,125 +306,7 @@ func (s *Store) Analysis(ctx context.Context, messageID string) (store.Analysis,
 	if len(a.Rules) == 0 {
 		a.Rules = nil
 	}
-	a.Status, a.Body = store.AnalysisStatus(status), rawOrNil(body)
+	a.Status, a.Body = store.AnalysisStatus(status), query.Raw(body)
 	a.CreatedAt, a.UpdatedAt = a.CreatedAt.UTC(), a.UpdatedAt.UTC()
 	return a, nil
-}
-
-// The rest of this file is the same in the sqlite package; the conformance suite keeps
-// the two in step.
-
-// jobLimit applies the JobQuery.Limit rules.
-func jobLimit(n int) int {
-	switch {
-	case n <= 0:
-		return store.DefaultLimit
-	case n > store.MaxJobLimit:
-		return store.MaxJobLimit
-	}
-	return n
-}
-
-// jobCursorPrefix keeps a job cursor apart from a search cursor, which has the same keys:
-// no base64 of a JSON object starts with it.
-const jobCursorPrefix = "j"
-
-// jobCursor is the cursor after a job row with these sort keys.
-func jobCursor(createdAt time.Time, id string) string {
-	return jobCursorPrefix + query.MessageCursor(createdAt, id)
-}
-
-// parseJobCursor reverses jobCursor; anything else is store.ErrInvalidCursor.
-func parseJobCursor(c string) (time.Time, string, error) {
-	rest, ok := strings.CutPrefix(c, jobCursorPrefix)
-	if !ok {
-		return time.Time{}, "", store.ErrInvalidCursor
-	}
-	return query.ParseMessageCursor(rest)
-}
-
-// jobDefaults applies the write defaults of store.Job to j and checks it.
-func jobDefaults(j *store.Job, now time.Time) error {
-	if j.ID == "" || j.MessageID == "" || j.Plugin == "" {
-		return fmt.Errorf("job %q needs an id, a message id and a plugin", j.ID)
-	}
-	if j.Status == "" {
-		j.Status = store.JobQueued
-	}
-	if !j.Status.Valid() {
-		return fmt.Errorf("job %s: unknown job status %q", j.ID, j.Status)
-	}
-	switch {
-	case j.Attempt == 0:
-		j.Attempt = 1
-	case j.Attempt < 0:
-		return fmt.Errorf("job %s: attempt %d: must be 1 or more", j.ID, j.Attempt)
-	}
-	if j.CreatedAt.IsZero() {
-		j.CreatedAt = now
-	}
-	if j.UpdatedAt.IsZero() {
-		j.UpdatedAt = now
-	}
-	switch {
-	case !j.Status.Final():
-		j.FinishedAt = time.Time{}
-	case j.FinishedAt.IsZero():
-		j.FinishedAt = j.UpdatedAt
-	}
-	j.CreatedAt, j.UpdatedAt = query.Time(j.CreatedAt), query.Time(j.UpdatedAt)
-	if !j.Deadline.IsZero() {
-		j.Deadline = query.Time(j.Deadline)
-	}
-	if !j.FinishedAt.IsZero() {
-		j.FinishedAt = query.Time(j.FinishedAt)
-	}
-	return nil
-}
-
-// checkJobUpdate checks u and returns the statuses it may apply from.
-func checkJobUpdate(u store.JobUpdate) ([]store.JobStatus, error) {
-	if u.ID == "" {
-		return nil, errors.New("job update has no job id")
-	}
-	if !u.Status.Valid() {
-		return nil, fmt.Errorf("job %s: unknown job status %q", u.ID, u.Status)
-	}
-	if u.Attempt < 0 {
-		return nil, fmt.Errorf("job %s: attempt %d: must be 1 or more", u.ID, u.Attempt)
-	}
-	if len(u.From) == 0 {
-		return []store.JobStatus{store.JobQueued, store.JobRunning}, nil
-	}
-	var from []store.JobStatus
-	for _, st := range u.From {
-		if !st.Valid() {
-			return nil, fmt.Errorf("job %s: unknown job status %q in From", u.ID, st)
-		}
-		if !slices.Contains(from, st) {
-			from = append(from, st)
-		}
-	}
-	return from, nil
-}
-
-// analysisDefaults applies the write defaults of store.Analysis to a and checks it.
-func analysisDefaults(a *store.Analysis, now time.Time) error {
-	if a.MessageID == "" {
-		return errors.New("analysis has no message id")
-	}
-	if a.Status == "" {
-		a.Status = store.AnalysisOpen
-	}
-	if !a.Status.Valid() {
-		return fmt.Errorf("analysis of %s: unknown analysis status %q", a.MessageID, a.Status)
-	}
-	if a.CreatedAt.IsZero() {
-		a.CreatedAt = now
-	}
-	if a.UpdatedAt.IsZero() {
-		a.UpdatedAt = now
-	}
-	a.CreatedAt, a.UpdatedAt = query.Time(a.CreatedAt), query.Time(a.UpdatedAt)
-	return nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"errors"
+	"fmt"
 )
 
 // maxBatch bounds how many writes share one transaction, so one commit never grows large
@@ -19,7 +20,11 @@ var errWriterClosed = errors.New("store closed")
 // Under load (eight delivery lanes recording attempts while the processor stores messages)
 // this turns dozens of commits into one.
 type writer struct {
-	db      *sql.DB
+	db *sql.DB
+	// The savepoint statements, prepared once on db: parsing them again for every write
+	// of a shared transaction costs as much as a small write's own statements.
+	savepoint, rollbackTo, release *sql.Stmt
+
 	reqs    chan *writeReq
 	quit    chan struct{}
 	stopped chan struct{}
@@ -31,10 +36,35 @@ type writeReq struct {
 	done chan error
 }
 
-func newWriter(db *sql.DB) *writer {
+// newWriter prepares the savepoint statements on db and starts the loop; stop ends it and
+// closes them.
+func newWriter(ctx context.Context, db *sql.DB) (*writer, error) {
 	w := &writer{db: db, reqs: make(chan *writeReq), quit: make(chan struct{}), stopped: make(chan struct{})}
+	for _, p := range []struct {
+		st  **sql.Stmt
+		sql string
+	}{
+		{&w.savepoint, `SAVEPOINT osprey_write`},
+		{&w.rollbackTo, `ROLLBACK TO osprey_write`},
+		{&w.release, `RELEASE osprey_write`},
+	} {
+		st, err := db.PrepareContext(ctx, p.sql)
+		if err != nil {
+			w.closeStmts()
+			return nil, fmt.Errorf("prepare %s: %w", p.sql, err)
+		}
+		*p.st = st
+	}
 	go w.loop()
-	return w
+	return w, nil
+}
+
+func (w *writer) closeStmts() {
+	for _, st := range []*sql.Stmt{w.savepoint, w.rollbackTo, w.release} {
+		if st != nil {
+			_ = st.Close()
+		}
+	}
 }
 
 // do runs fn in a write transaction, possibly shared with other writes, and returns once
@@ -59,6 +89,7 @@ func (w *writer) stop() {
 		close(w.quit)
 	}
 	<-w.stopped
+	w.closeStmts()
 }
 
 func (w *writer) loop() {
@@ -97,16 +128,16 @@ func (w *writer) run(batch []*writeReq) {
 				errs[i] = err
 				continue
 			}
-			if _, err := tx.Exec(`SAVEPOINT osprey_write`); err != nil {
+			if _, err := tx.Stmt(w.savepoint).Exec(); err != nil {
 				return err
 			}
 			if err := r.fn(tx); err != nil {
 				errs[i] = err
-				if _, err := tx.Exec(`ROLLBACK TO osprey_write`); err != nil {
+				if _, err := tx.Stmt(w.rollbackTo).Exec(); err != nil {
 					return err
 				}
 			}
-			if _, err := tx.Exec(`RELEASE osprey_write`); err != nil {
+			if _, err := tx.Stmt(w.release).Exec(); err != nil {
 				return err
 			}
 		}

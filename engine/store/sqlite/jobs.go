@@ -6,8 +6,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
-	"strings"
 	"time"
 
 	"github.com/osprey-health/osprey/engine/store"
@@ -18,8 +16,8 @@ const jobColumns = `id, message_id, channel, plugin, study_uid, accession, mode,
 	created_at, updated_at, deadline, finished_at, error, model_name, model_version,
 	plugin_version, latency_ms, request, result`
 
-// The statements of a job's life, run for every job and every result; all but
-// sqlExpiredJobs (a read) are prepared at Open (see prep).
+// The statements of a job's life, run for every job and every result; all but the
+// reads sqlJobCounts and sqlExpiredJobs are prepared at Open (see prep).
 const (
 	sqlInsertJob = `INSERT INTO jobs (` + jobColumns + `)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -43,6 +41,8 @@ const (
 			WHERE id = ?12 AND status IN (?13, ?14, ?15, ?16, ?17, ?18, ?19)
 			RETURNING ` + jobColumns
 	fromParams = 7
+	// A scan of the covering index jobs_by_plugin_status, not of the table.
+	sqlJobCounts = `SELECT plugin, status, count(*) FROM jobs GROUP BY plugin, status`
 	// The status list and the NOT NULL are spelt as in jobs_open_by_deadline, so SQLite
 	// uses that partial index.
 	sqlExpiredJobs = `SELECT ` + jobColumns + ` FROM jobs
@@ -64,13 +64,6 @@ func fromNullMicros(v sql.NullInt64) time.Time {
 	return query.FromMicros(v.Int64)
 }
 
-func rawOrNil(b []byte) json.RawMessage {
-	if len(b) == 0 {
-		return nil
-	}
-	return json.RawMessage(b)
-}
-
 func scanJob(row scanner) (store.Job, error) {
 	var j store.Job
 	var status string
@@ -85,7 +78,7 @@ func scanJob(row scanner) (store.Job, error) {
 	j.Status = store.JobStatus(status)
 	j.CreatedAt, j.UpdatedAt = query.FromMicros(created), query.FromMicros(updated)
 	j.Deadline, j.FinishedAt = fromNullMicros(deadline), fromNullMicros(finished)
-	j.Request, j.Result = rawOrNil(req), rawOrNil(res)
+	j.Request, j.Result = query.Raw(req), query.Raw(res)
 	return j, nil
 }
 
@@ -99,7 +92,7 @@ func (s *Store) PutJobs(ctx context.Context, jobs []store.Job) error {
 	now := time.Now()
 	rows := make([]store.Job, len(jobs))
 	for i, j := range jobs {
-		if err := jobDefaults(&j, now); err != nil {
+		if err := query.Job(&j, now); err != nil {
 			return wrap("put jobs", fmt.Errorf("job %d: %w", i, err))
 		}
 		rows[i] = j
@@ -136,7 +129,7 @@ func (s *Store) PutJobs(ctx context.Context, jobs []store.Job) error {
 
 // UpdateJob implements store.JobStore.
 func (s *Store) UpdateJob(ctx context.Context, u store.JobUpdate) (store.Job, bool, error) {
-	from, err := checkJobUpdate(u)
+	from, err := query.JobUpdate(u)
 	if err != nil {
 		return store.Job{}, false, wrap("update job", err)
 	}
@@ -203,58 +196,36 @@ func (s *Store) Job(ctx context.Context, id string) (store.Job, error) {
 
 // Jobs implements store.JobStore.
 func (s *Store) Jobs(ctx context.Context, q store.JobQuery) (store.JobPage, error) {
-	var where []string
-	var args []any
-	eq := func(col, v string) {
-		if v != "" {
-			where = append(where, col+" = ?")
-			args = append(args, v)
-		}
+	sqlText, args, limit, err := jobsSQL(q)
+	if err != nil {
+		return store.JobPage{}, wrap("jobs", err)
 	}
-	eq("message_id", q.MessageID)
-	eq("study_uid", q.StudyUID)
-	eq("plugin", q.Plugin)
-	eq("channel", q.Channel)
-	if len(q.Status) > 0 {
-		for _, st := range q.Status {
-			if !st.Valid() {
-				return store.JobPage{}, wrap("jobs", fmt.Errorf("unknown job status %q", st))
-			}
-			args = append(args, string(st))
-		}
-		where = append(where, "status IN (?"+strings.Repeat(", ?", len(q.Status)-1)+")")
-	}
-	if q.Cursor != "" {
-		at, id, err := parseJobCursor(q.Cursor)
-		if err != nil {
-			return store.JobPage{}, wrap("jobs", err)
-		}
-		where = append(where, "(created_at, id) < (?, ?)")
-		args = append(args, query.Micros(at), id)
-	}
-	limit := jobLimit(q.Limit)
-	sqlText := `SELECT ` + jobColumns + ` FROM jobs`
-	if len(where) > 0 {
-		sqlText += ` WHERE ` + strings.Join(where, " AND ")
-	}
-	sqlText += ` ORDER BY created_at DESC, id DESC LIMIT ?`
-	args = append(args, limit+1) // one more tells whether there is a next page
 	jobs, err := s.queryJobs(ctx, sqlText, args...)
 	if err != nil {
 		return store.JobPage{}, wrap("jobs", err)
 	}
-	page := store.JobPage{Jobs: jobs}
-	if len(jobs) > limit {
-		page.Jobs = jobs[:limit]
-		last := jobs[limit-1]
-		page.Next = jobCursor(last.CreatedAt, last.ID)
+	return query.JobPage(jobs, limit), nil
+}
+
+// jobsSQL is the statement of a job listing, its arguments, and the page size.
+func jobsSQL(q store.JobQuery) (sqlText string, args []any, limit int, err error) {
+	where, limit, err := query.JobWhere(q, func(v any) string {
+		if t, ok := v.(time.Time); ok {
+			v = query.Micros(t)
+		}
+		args = append(args, v)
+		return "?"
+	})
+	if err != nil {
+		return "", nil, 0, err
 	}
-	return page, nil
+	args = append(args, limit+1)
+	return `SELECT ` + jobColumns + ` FROM jobs` + where + ` ORDER BY created_at DESC, id DESC LIMIT ?`, args, limit, nil
 }
 
 // ExpiredJobs implements store.JobStore.
 func (s *Store) ExpiredJobs(ctx context.Context, now time.Time, limit int) ([]store.Job, error) {
-	jobs, err := s.queryJobs(ctx, sqlExpiredJobs, query.Micros(now), jobLimit(limit))
+	jobs, err := s.queryJobs(ctx, sqlExpiredJobs, query.Micros(now), query.JobLimit(limit))
 	return jobs, wrap("expired jobs", err)
 }
 
@@ -277,7 +248,7 @@ func (s *Store) queryJobs(ctx context.Context, sqlText string, args ...any) ([]s
 
 // JobCounts implements store.JobStore.
 func (s *Store) JobCounts(ctx context.Context) (map[string]map[store.JobStatus]int64, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT plugin, status, count(*) FROM jobs GROUP BY plugin, status`)
+	rows, err := s.r.QueryContext(ctx, sqlJobCounts)
 	if err != nil {
 		return nil, wrap("job counts", err)
 	}
@@ -305,7 +276,7 @@ const analysisColumns = `message_id, channel, study_uid, accession, status, prio
 
 // PutAnalysis implements store.JobStore.
 func (s *Store) PutAnalysis(ctx context.Context, a store.Analysis) error {
-	if err := analysisDefaults(&a, time.Now()); err != nil {
+	if err := query.Analysis(&a, time.Now()); err != nil {
 		return wrap("put analysis", err)
 	}
 	dests, err := encodeList(a.Destinations)
@@ -359,7 +330,7 @@ func (s *Store) Analysis(ctx context.Context, messageID string) (store.Analysis,
 	if a.Rules, err = decodeList(rules); err != nil {
 		return store.Analysis{}, wrap("analysis", fmt.Errorf("%s rules: %w", messageID, err))
 	}
-	a.Status, a.Body = store.AnalysisStatus(status), rawOrNil(body)
+	a.Status, a.Body = store.AnalysisStatus(status), query.Raw(body)
 	a.CreatedAt, a.UpdatedAt = query.FromMicros(created), query.FromMicros(updated)
 	return a, nil
 }
@@ -387,122 +358,4 @@ func decodeList(s sql.NullString) ([]string, error) {
 		return nil, nil
 	}
 	return l, nil
-}
-
-// The rest of this file is the same in the postgres package; the conformance suite keeps
-// the two in step.
-
-// jobLimit applies the JobQuery.Limit rules.
-func jobLimit(n int) int {
-	switch {
-	case n <= 0:
-		return store.DefaultLimit
-	case n > store.MaxJobLimit:
-		return store.MaxJobLimit
-	}
-	return n
-}
-
-// jobCursorPrefix keeps a job cursor apart from a search cursor, which has the same keys:
-// no base64 of a JSON object starts with it.
-const jobCursorPrefix = "j"
-
-// jobCursor is the cursor after a job row with these sort keys.
-func jobCursor(createdAt time.Time, id string) string {
-	return jobCursorPrefix + query.MessageCursor(createdAt, id)
-}
-
-// parseJobCursor reverses jobCursor; anything else is store.ErrInvalidCursor.
-func parseJobCursor(c string) (time.Time, string, error) {
-	rest, ok := strings.CutPrefix(c, jobCursorPrefix)
-	if !ok {
-		return time.Time{}, "", store.ErrInvalidCursor
-	}
-	return query.ParseMessageCursor(rest)
-}
-
-// jobDefaults applies the write defaults of store.Job to j and checks it.
-func jobDefaults(j *store.Job, now time.Time) error {
-	if j.ID == "" || j.MessageID == "" || j.Plugin == "" {
-		return fmt.Errorf("job %q needs an id, a message id and a plugin", j.ID)
-	}
-	if j.Status == "" {
-		j.Status = store.JobQueued
-	}
-	if !j.Status.Valid() {
-		return fmt.Errorf("job %s: unknown job status %q", j.ID, j.Status)
-	}
-	switch {
-	case j.Attempt == 0:
-		j.Attempt = 1
-	case j.Attempt < 0:
-		return fmt.Errorf("job %s: attempt %d: must be 1 or more", j.ID, j.Attempt)
-	}
-	if j.CreatedAt.IsZero() {
-		j.CreatedAt = now
-	}
-	if j.UpdatedAt.IsZero() {
-		j.UpdatedAt = now
-	}
-	switch {
-	case !j.Status.Final():
-		j.FinishedAt = time.Time{}
-	case j.FinishedAt.IsZero():
-		j.FinishedAt = j.UpdatedAt
-	}
-	j.CreatedAt, j.UpdatedAt = query.Time(j.CreatedAt), query.Time(j.UpdatedAt)
-	if !j.Deadline.IsZero() {
-		j.Deadline = query.Time(j.Deadline)
-	}
-	if !j.FinishedAt.IsZero() {
-		j.FinishedAt = query.Time(j.FinishedAt)
-	}
-	return nil
-}
-
-// checkJobUpdate checks u and returns the statuses it may apply from.
-func checkJobUpdate(u store.JobUpdate) ([]store.JobStatus, error) {
-	if u.ID == "" {
-		return nil, errors.New("job update has no job id")
-	}
-	if !u.Status.Valid() {
-		return nil, fmt.Errorf("job %s: unknown job status %q", u.ID, u.Status)
-	}
-	if u.Attempt < 0 {
-		return nil, fmt.Errorf("job %s: attempt %d: must be 1 or more", u.ID, u.Attempt)
-	}
-	if len(u.From) == 0 {
-		return []store.JobStatus{store.JobQueued, store.JobRunning}, nil
-	}
-	var from []store.JobStatus
-	for _, st := range u.From {
-		if !st.Valid() {
-			return nil, fmt.Errorf("job %s: unknown job status %q in From", u.ID, st)
-		}
-		if !slices.Contains(from, st) {
-			from = append(from, st)
-		}
-	}
-	return from, nil
-}
-
-// analysisDefaults applies the write defaults of store.Analysis to a and checks it.
-func analysisDefaults(a *store.Analysis, now time.Time) error {
-	if a.MessageID == "" {
-		return errors.New("analysis has no message id")
-	}
-	if a.Status == "" {
-		a.Status = store.AnalysisOpen
-	}
-	if !a.Status.Valid() {
-		return fmt.Errorf("analysis of %s: unknown analysis status %q", a.MessageID, a.Status)
-	}
-	if a.CreatedAt.IsZero() {
-		a.CreatedAt = now
-	}
-	if a.UpdatedAt.IsZero() {
-		a.UpdatedAt = now
-	}
-	a.CreatedAt, a.UpdatedAt = query.Time(a.CreatedAt), query.Time(a.UpdatedAt)
-	return nil
 }

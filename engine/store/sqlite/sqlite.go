@@ -32,6 +32,7 @@ import (
 	"time"
 
 	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
 
 	"github.com/osprey-health/osprey/engine/store"
 	"github.com/osprey-health/osprey/engine/store/internal/migrate"
@@ -146,8 +147,11 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		s.r.SetMaxOpenConns(opts.ReadConns)
 		s.r.SetMaxIdleConns(opts.ReadConns)
 	}
-	s.wr = newWriter(s.w)
-	err := s.migrate(ctx)
+	var err error
+	s.wr, err = newWriter(ctx, s.w)
+	if err == nil {
+		err = s.migrate(ctx)
+	}
 	if err == nil {
 		err = s.prepareHot(ctx) // after migrate: the statements need the tables
 	}
@@ -216,8 +220,8 @@ func (s *Store) prep(ctx context.Context, tx *sql.Tx, query string) (*sql.Stmt, 
 }
 
 // hotStatements are prepared at Open; see prep.
-var hotStatements = []string{sqlMessageChannel, sqlInsertAttempt, sqlUpsertDelivery, sqlAttemptMessageStatus,
-	sqlInsertJob, sqlJob, sqlUpdateJob}
+var hotStatements = []string{sqlMessageChannel, sqlInsertMessage, sqlInsertStage, sqlPutDelivery,
+	sqlInsertAttempt, sqlUpsertDelivery, sqlAttemptMessageStatus, sqlInsertJob, sqlJob, sqlUpdateJob}
 
 func (s *Store) prepareHot(ctx context.Context) error {
 	s.stmts = map[string]*sql.Stmt{}
@@ -272,6 +276,16 @@ func wrap(op string, err error) error {
 
 func notFound(id string) error { return fmt.Errorf("message %s: %w", id, store.ErrNotFound) }
 
+// missingMessage turns the foreign key failure of a row that names message id into
+// notFound(id); other errors pass unchanged.
+func missingMessage(err error, id string) error {
+	var se *sqlite.Error
+	if errors.As(err, &se) && se.Code() == sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY {
+		return notFound(id)
+	}
+	return err
+}
+
 // nullBytes keeps an empty optional blob NULL rather than a zero-length value.
 func nullBytes(b []byte) any {
 	if len(b) == 0 {
@@ -316,15 +330,10 @@ func (s *Store) PutMessages(ctx context.Context, msgs []store.Message) error {
 		rows[i] = m
 	}
 	return wrap("put messages", s.write(ctx, func(tx *sql.Tx) error {
-		stmt, err := tx.PrepareContext(ctx, `INSERT INTO messages (id, channel, content_type, raw,
-			received_at, source, control_id, message_type, patient_id, accession, sender, status,
-			error, updated_at, reprocess_of)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-			ON CONFLICT (id) DO NOTHING`)
+		stmt, err := s.prep(ctx, tx, sqlInsertMessage)
 		if err != nil {
 			return err
 		}
-		defer stmt.Close()
 		for _, m := range rows {
 			src, err := encodeSource(m.Source)
 			if err != nil {
@@ -386,20 +395,16 @@ func (s *Store) AddStages(ctx context.Context, id string, stages []store.Stage) 
 	}
 	now := time.Now()
 	return wrap("add stages", s.write(ctx, func(tx *sql.Tx) error {
-		if _, err := s.messageChannel(ctx, tx, id); err != nil {
-			return err
-		}
-		stmt, err := tx.PrepareContext(ctx, `INSERT INTO stages (message_id, seq, name, at, output, error)
-			VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (message_id, seq) DO NOTHING`)
+		stmt, err := s.prep(ctx, tx, sqlInsertStage)
 		if err != nil {
 			return err
 		}
-		defer stmt.Close()
 		for _, st := range stages {
 			query.Stage(&st, now)
 			if _, err := stmt.ExecContext(ctx, id, st.Seq, st.Name, query.Micros(st.At),
 				nullBytes(st.Output), st.Error); err != nil {
-				return fmt.Errorf("stage %d: %w", st.Seq, err)
+				// A missing message fails the foreign key; the savepoint undoes the rest.
+				return fmt.Errorf("stage %d: %w", st.Seq, missingMessage(err, id))
 			}
 		}
 		return nil
@@ -420,42 +425,44 @@ func (s *Store) PutDeliveries(ctx context.Context, ds []store.Delivery) error {
 		rows[i] = d
 	}
 	return wrap("put deliveries", s.write(ctx, func(tx *sql.Tx) error {
-		stmt, err := tx.PrepareContext(ctx, `INSERT INTO deliveries (message_id, channel, destination,
-			status, attempts, last_error, updated_at, payload)
-			VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-			ON CONFLICT (message_id, destination) DO UPDATE SET
-				channel = excluded.channel, status = excluded.status, attempts = excluded.attempts,
-				last_error = excluded.last_error, updated_at = excluded.updated_at,
-				payload = excluded.payload`)
+		stmt, err := s.prep(ctx, tx, sqlPutDelivery)
 		if err != nil {
 			return err
 		}
-		defer stmt.Close()
-		channels := map[string]string{}
 		for _, d := range rows {
-			ch, ok := channels[d.MessageID]
-			if !ok {
-				if ch, err = s.messageChannel(ctx, tx, d.MessageID); err != nil {
-					return err
-				}
-				channels[d.MessageID] = ch
-			}
-			if d.Channel == "" {
-				d.Channel = ch
-			}
 			if _, err := stmt.ExecContext(ctx, d.MessageID, d.Channel, d.Destination, string(d.Status),
 				d.Attempts, d.LastError, query.Micros(d.UpdatedAt), nullBytes(d.Payload)); err != nil {
-				return fmt.Errorf("delivery %s/%s: %w", d.MessageID, d.Destination, err)
+				// A missing message fails the foreign key, and the savepoint undoes the batch.
+				return fmt.Errorf("delivery %s/%s: %w", d.MessageID, d.Destination, missingMessage(err, d.MessageID))
 			}
 		}
 		return nil
 	}))
 }
 
-// The statements of AddAttempt, run once per delivery attempt; prepared at Open (see prep).
+// The statements of the hot path, run for every batch the processor stores and for every
+// delivery attempt; prepared at Open (see prep). Writes that name a message rely on the
+// foreign key to find it missing (missingMessage), rather than spending a statement on a
+// lookup first.
 const (
 	sqlMessageChannel = `SELECT channel FROM messages WHERE id = ?`
-	sqlInsertAttempt  = `INSERT INTO attempts (message_id, destination, number, at,
+	sqlInsertMessage  = `INSERT INTO messages (id, channel, content_type, raw,
+			received_at, source, control_id, message_type, patient_id, accession, sender, status,
+			error, updated_at, reprocess_of)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+			ON CONFLICT (id) DO NOTHING`
+	sqlInsertStage = `INSERT INTO stages (message_id, seq, name, at, output, error)
+			VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT (message_id, seq) DO NOTHING`
+	// An empty channel is the message's; coalesce runs the lookup only then.
+	sqlPutDelivery = `INSERT INTO deliveries (message_id, channel, destination,
+			status, attempts, last_error, updated_at, payload)
+			VALUES (?1, coalesce(nullif(?2, ''), (SELECT channel FROM messages WHERE id = ?1), ''),
+				?3, ?4, ?5, ?6, ?7, ?8)
+			ON CONFLICT (message_id, destination) DO UPDATE SET
+				channel = excluded.channel, status = excluded.status, attempts = excluded.attempts,
+				last_error = excluded.last_error, updated_at = excluded.updated_at,
+				payload = excluded.payload`
+	sqlInsertAttempt = `INSERT INTO attempts (message_id, destination, number, at,
 			duration_ns, ok, error, reply_summary, reply, sent)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (message_id, destination, number) DO NOTHING`
@@ -463,12 +470,13 @@ const (
 	// even when PutDeliveries replaced the row between attempts.
 	sqlUpsertDelivery = `INSERT INTO deliveries (message_id, channel, destination,
 			status, attempts, last_error, updated_at)
-			VALUES (?1, ?2, ?3, ?4, (SELECT count(*) FROM attempts WHERE message_id = ?1 AND destination = ?3), ?5, ?6)
+			VALUES (?1, (SELECT channel FROM messages WHERE id = ?1), ?2, ?3,
+				(SELECT count(*) FROM attempts WHERE message_id = ?1 AND destination = ?2), ?4, ?5)
 			ON CONFLICT (message_id, destination) DO UPDATE SET
 				status = excluded.status,
 				attempts = excluded.attempts,
 				last_error = CASE WHEN excluded.last_error <> '' THEN excluded.last_error
-					WHEN ?7 THEN '' ELSE deliveries.last_error END,
+					WHEN ?6 THEN '' ELSE deliveries.last_error END,
 				updated_at = excluded.updated_at`
 	sqlAttemptMessageStatus = `UPDATE messages SET
 				status = CASE WHEN EXISTS (SELECT 1 FROM deliveries WHERE message_id = ?1 AND status = 'dead_letter')
@@ -488,15 +496,11 @@ func (s *Store) AddAttempt(ctx context.Context, id string, a store.Attempt, stat
 		return wrap("add attempt", err)
 	}
 	return wrap("add attempt", s.write(ctx, func(tx *sql.Tx) error {
-		ch, err := s.messageChannel(ctx, tx, id)
-		if err != nil {
-			return err
-		}
 		res, err := s.exec(ctx, tx, sqlInsertAttempt,
 			id, a.Destination, a.Number, query.Micros(a.At), int64(a.Duration), a.OK, a.Error,
 			a.ReplySummary, nullBytes(a.Reply), nullBytes(a.Sent))
 		if err != nil {
-			return err
+			return missingMessage(err, id)
 		}
 		if n, err := res.RowsAffected(); err != nil {
 			return err
@@ -505,8 +509,13 @@ func (s *Store) AddAttempt(ctx context.Context, id string, a store.Attempt, stat
 			return nil
 		}
 		if _, err := s.exec(ctx, tx, sqlUpsertDelivery,
-			id, ch, a.Destination, string(status), a.Error, query.Micros(a.At), a.OK); err != nil {
+			id, a.Destination, string(status), a.Error, query.Micros(a.At), a.OK); err != nil {
 			return fmt.Errorf("update delivery: %w", err)
+		}
+		if status == store.DeliveryQueued {
+			// This delivery is still queued, so the message is too: the recomputation
+			// below could only find that out.
+			return nil
 		}
 		if _, err := s.exec(ctx, tx, sqlAttemptMessageStatus,
 			id, query.Micros(time.Now())); err != nil {
@@ -704,10 +713,9 @@ func scanDelivery(row scanner) (store.Delivery, error) {
 	return d, nil
 }
 
-// Search implements store.Store.
-func (s *Store) Search(ctx context.Context, q store.Query) (store.Page, error) {
+// searchSQL is the statement of a search, its arguments, and the page size.
+func searchSQL(q store.Query) (sqlText string, args []any, limit int, err error) {
 	var where []string
-	var args []any
 	add := func(cond string, vals ...any) {
 		where = append(where, cond)
 		args = append(args, vals...)
@@ -717,14 +725,27 @@ func (s *Store) Search(ctx context.Context, q store.Query) (store.Page, error) {
 			add(col+" = ?", v)
 		}
 	}
+	// The literal conditions are those of the partial indexes (migration 0004), which
+	// SQLite uses only for a query that spells them out.
+	keyed := func(col, v string) {
+		if v != "" {
+			add(col+" = ? AND "+col+" <> ''", v)
+		}
+	}
 	eq("channel", q.Channel)
-	eq("status", string(q.Status))
-	eq("control_id", q.ControlID)
-	eq("patient_id", q.PatientID)
-	eq("accession", q.Accession)
+	switch q.Status {
+	case "":
+	case store.StatusSent:
+		eq("status", string(q.Status))
+	default:
+		add("status = ? AND status <> 'sent'", string(q.Status))
+	}
+	keyed("control_id", q.ControlID)
+	keyed("patient_id", q.PatientID)
+	keyed("accession", q.Accession)
 	eq("sender", q.Sender)
 	if q.MessageType != "" {
-		add("message_type GLOB ?", query.GlobPrefix(q.MessageType))
+		add("message_type GLOB ? AND message_type <> ''", query.GlobPrefix(q.MessageType))
 	}
 	if !q.From.IsZero() {
 		add("received_at >= ?", query.Micros(q.From))
@@ -738,18 +759,26 @@ func (s *Store) Search(ctx context.Context, q store.Query) (store.Page, error) {
 	if q.Cursor != "" {
 		at, id, err := query.ParseMessageCursor(q.Cursor)
 		if err != nil {
-			return store.Page{}, wrap("search", err)
+			return "", nil, 0, err
 		}
 		add("(received_at, id) < (?, ?)", query.Micros(at), id)
 	}
-	limit := query.Limit(q.Limit)
-	sqlText := `SELECT ` + messageColumns + ` FROM messages`
+	limit = query.Limit(q.Limit)
+	sqlText = `SELECT ` + messageColumns + ` FROM messages`
 	if len(where) > 0 {
 		sqlText += ` WHERE ` + strings.Join(where, " AND ")
 	}
 	sqlText += ` ORDER BY received_at DESC, id DESC LIMIT ?`
 	args = append(args, limit+1) // one more tells whether there is a next page
+	return sqlText, args, limit, nil
+}
 
+// Search implements store.Store.
+func (s *Store) Search(ctx context.Context, q store.Query) (store.Page, error) {
+	sqlText, args, limit, err := searchSQL(q)
+	if err != nil {
+		return store.Page{}, wrap("search", err)
+	}
 	rows, err := s.r.QueryContext(ctx, sqlText, args...)
 	if err != nil {
 		return store.Page{}, wrap("search", err)

@@ -132,3 +132,105 @@ func TestInvalidPath(t *testing.T) {
 		}
 	}
 }
+
+// The partial indexes serve a search only when its SQL spells their conditions; a plan
+// that falls back to a scan would still answer right, only slowly, so only the plan shows it.
+func TestSearchUsesIndexes(t *testing.T) {
+	s := openFile(t)
+	tests := []struct {
+		name  string
+		q     store.Query
+		index string
+	}{
+		{"control id", store.Query{ControlID: "C1"}, "messages_by_control_id"},
+		{"patient id", store.Query{PatientID: "P1"}, "messages_by_patient_id"},
+		{"accession", store.Query{Accession: "A1"}, "messages_by_accession"},
+		{"message type", store.Query{MessageType: "ADT"}, "messages_by_message_type"},
+		{"error status", store.Query{Status: store.StatusError}, "messages_by_status"},
+		{"sent status", store.Query{Status: store.StatusSent}, "messages_by_received"},
+		{"channel", store.Query{Channel: "c"}, "messages_by_channel"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			sqlText, args, _, err := searchSQL(tc.q)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := queryPlan(t, s, sqlText, args...); !strings.Contains(got, "INDEX "+tc.index) {
+				t.Errorf("plan %q does not use %s", got, tc.index)
+			}
+		})
+	}
+}
+
+// queryPlan is SQLite's plan for a statement, its steps joined by "; ".
+func queryPlan(t *testing.T, s *Store, sqlText string, args ...any) string {
+	t.Helper()
+	rows, err := s.r.QueryContext(t.Context(), "EXPLAIN QUERY PLAN "+sqlText, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var plan []string
+	for rows.Next() {
+		var id, parent, unused int
+		var detail string
+		if err := rows.Scan(&id, &parent, &unused, &detail); err != nil {
+			t.Fatal(err)
+		}
+		plan = append(plan, detail)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return strings.Join(plan, "; ")
+}
+
+// A database from before migration 4 (full indexes) gets the partial ones on open and
+// answers searches the same.
+func TestPartialIndexMigration(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "osprey.db")
+	s, err := Open(t.Context(), path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Back to schema 3, with a message in it.
+	for _, q := range []string{
+		`DROP INDEX messages_by_control_id`, `DROP INDEX messages_by_status`,
+		`CREATE INDEX messages_by_control_id ON messages (control_id, received_at DESC, id DESC)`,
+		`CREATE INDEX messages_by_status ON messages (status, received_at DESC, id DESC)`,
+		`DELETE FROM schema_migrations WHERE version = 4`,
+	} {
+		if _, err := s.w.ExecContext(t.Context(), q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.PutMessages(t.Context(), []store.Message{{ID: "m", Channel: "c", ControlID: "C1", Status: store.StatusError, Raw: []byte("MSH")}}); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+
+	s, err = Open(t.Context(), path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	for _, index := range []string{"messages_by_control_id", "messages_by_status"} {
+		var sqlText string
+		if err := s.r.QueryRowContext(t.Context(), `SELECT sql FROM sqlite_master WHERE name = ?`, index).Scan(&sqlText); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(sqlText, "WHERE") {
+			t.Errorf("%s after migration: %s, want a partial index", index, sqlText)
+		}
+	}
+	for _, q := range []store.Query{{ControlID: "C1"}, {Status: store.StatusError}} {
+		p, err := s.Search(t.Context(), q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(p.Messages) != 1 || p.Messages[0].ID != "m" {
+			t.Errorf("Search(%+v) = %+v, want message m", q, p.Messages)
+		}
+	}
+}

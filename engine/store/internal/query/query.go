@@ -19,12 +19,15 @@ import (
 )
 
 // Limit applies the documented page size rules.
-func Limit(n int) int {
+func Limit(n int) int { return limit(n, store.MaxLimit) }
+
+// limit is n with zero or less meaning store.DefaultLimit, capped at most.
+func limit(n, most int) int {
 	switch {
 	case n <= 0:
 		return store.DefaultLimit
-	case n > store.MaxLimit:
-		return store.MaxLimit
+	case n > most:
+		return most
 	}
 	return n
 }

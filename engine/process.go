@@ -355,13 +355,23 @@ func (ch *channel) process(e broker.Entry) outcome {
 			return o
 		}
 	}
-	body := e.Body
+	body, contentType := e.Body, o.rec.ContentType
 	if msg != nil && len(ch.steps) > 0 {
 		for i, s := range ch.steps {
 			if err := s.Apply(context.Background(), env); err != nil {
 				return fail(ch.stepNames[i], err)
 			}
 			body = msg.Encode()
+			if i == len(ch.steps)-1 {
+				// A converting last step (to_fhir) replaces the message for the destinations.
+				out, ct, ok, err := rules.Output(s, env)
+				if err != nil {
+					return fail(ch.stepNames[i], err)
+				}
+				if ok {
+					body, contentType = out, ct
+				}
+			}
 			o.stages = append(o.stages, store.Stage{Seq: len(o.stages) + 1, Name: ch.stepNames[i], At: now(), Output: body})
 		}
 	}
@@ -380,7 +390,7 @@ func (ch *channel) process(e broker.Entry) outcome {
 		}
 		return o
 	}
-	hdr := map[string]string{hdrReceived: e.Headers[hdrReceived], hdrContentType: o.rec.ContentType}
+	hdr := map[string]string{hdrReceived: e.Headers[hdrReceived], hdrContentType: contentType}
 	for k, v := range e.Headers {
 		// Source facts travel on to the destinations (a FHIR sender's If-None-Exist).
 		if strings.HasPrefix(k, hdrMetaPrefix) {

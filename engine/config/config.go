@@ -427,6 +427,12 @@ func (l *loader) channel(f File, cp *spec.Parsed, item *yaml.Node, parseLints []
 		}
 		ch.Transform = append(ch.Transform, st)
 	}
+	for i, sp := range cp.Objects(fieldTransform) {
+		if st := ch.Transform[i]; st.Impl != nil && rules.IsConverter(st.Impl) && i != len(ch.Transform)-1 {
+			l.errorAt(sp, "", spec.LintLint, "transform %s replaces the HL7 message, so it must be the last step (it is step %d of %d)",
+				st.Name, i+1, len(ch.Transform))
+		}
+	}
 
 	destNames := map[string]string{}
 	for _, dp := range cp.Objects(fieldDestinations) {

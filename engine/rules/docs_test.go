@@ -34,6 +34,10 @@ func TestDocsExamples(t *testing.T) {
 				if _, err := CompileFilter(body); err != nil {
 					t.Errorf("block %d %q: %v", i, body, err)
 				}
+			case lang == "result-rule":
+				if _, err := CompileResultFilter(body); err != nil {
+					t.Errorf("block %d %q: %v", i, body, err)
+				}
 			case strings.HasPrefix(first, "# tables/"):
 				// A table file shown in the docs: it must load, and later examples use it.
 				file := filepath.Join(dir, strings.TrimPrefix(first, "# "))

@@ -49,7 +49,7 @@ var ErrUnknownStep = errors.New("unknown transform step")
 
 // Steps returns the declarations of every built-in step, for config linting and docs.
 func Steps() []spec.Component {
-	return append(basicSteps(), whenSpec())
+	return append(basicSteps(), whenSpec(), toFHIRSpec())
 }
 
 // basicSteps are the steps a when may contain: when does not nest, which keeps channel
@@ -78,6 +78,8 @@ func NewStep(name string, conf *spec.Parsed, baseDir string) (Step, error) {
 		s, err = newDelete(conf)
 	case StepMap:
 		s, err = newMap(conf, baseDir)
+	case StepToFHIR:
+		s, err = newToFHIR(conf)
 	case StepWhen:
 		// when's `if` is its own condition, not the guard every other step may have.
 		s, err := newWhen(conf, baseDir)

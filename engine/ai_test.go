@@ -3,6 +3,7 @@ package engine_test
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -542,5 +543,43 @@ func TestHeartbeatMarksTheJobRunning(t *testing.T) {
 	h.waitAnalysis(id, 15*time.Second)
 	if j := h.jobs(id)[0]; j.Status != store.JobCompleted {
 		t.Errorf("after the result: %s", j.Status)
+	}
+}
+
+func TestWithdrawSendsANewRevisionToTheSameDestinations(t *testing.T) {
+	br := brokertest.New(t)
+	h := newCtxHarness(t, br, newSQLite(t), aiChannel("active", "1m", 1))
+	startPlugin(t, br, "ich", completed("1386000", true, 0.93))
+	id := h.send("studies", engine.ContentStudy, studyJSON(t, "ACC1", "CT", "HEAD", "CT HEAD WO"))
+	h.waitAnalysis(id, 15*time.Second)
+	h.waitStatus(id, store.StatusSent, 10*time.Second)
+
+	rev, err := h.eng.Withdraw(context.Background(), id, "radiologist: calcification, not blood")
+	if err != nil || rev != 2 {
+		t.Fatalf("withdraw: revision %d, %v", rev, err)
+	}
+	waitFor(t, "the withdrawal delivered to ris and ehr", 10*time.Second, func() bool {
+		return len(h.rec.got("ris")) == 2 && len(h.rec.got("ehr")) == 2 && h.detail(id).Message.Status == store.StatusSent
+	})
+	for _, dest := range []string{"ris", "ehr"} {
+		d, err := h.st.Delivery(context.Background(), id, dest)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a := decodeAnalysis(t, d.Payload); a.Status != mappings.StatusWithdrawn || a.Revision != 2 || d.Attempts != 2 {
+			t.Errorf("%s: delivered status %s revision %d after %d attempts; want withdrawn, 2, 2", dest, a.Status, a.Revision, d.Attempts)
+		}
+	}
+	if got := h.rec.got("ops"); len(got) != 0 {
+		t.Errorf("ops got the withdrawal but never had the result: %v", got)
+	}
+	if !slices.ContainsFunc(stageNames(h.detail(id)), func(s string) bool { return strings.Contains(s, "calcification") }) {
+		t.Errorf("the reason is not in the history: %q", stageNames(h.detail(id)))
+	}
+	if _, err := h.eng.Withdraw(context.Background(), id, "again"); !errors.Is(err, engine.ErrBadRequest) {
+		t.Errorf("second withdraw: %v, want ErrBadRequest", err)
+	}
+	if _, err := h.eng.Withdraw(context.Background(), "01NOSUCHMESSAGE", "x"); !errors.Is(err, engine.ErrNotFound) {
+		t.Errorf("withdraw of nothing: %v, want ErrNotFound", err)
 	}
 }

@@ -85,7 +85,8 @@ func (ch *channel) route(o *outcome, env rules.Env, sum *dicom.StudySummary, ord
 	// this, every SR sent back to the PACS would bring the study back, and another SR.
 	var fresh, seen []string
 	for _, name := range picked {
-		if prior := ch.priorJob(sum, name); prior != "" {
+		// Reprocessing a message asks the plugins again: that is what the analyst wants.
+		if prior := ch.priorJob(sum, name); prior != "" && o.rec.ReprocessOf == "" {
 			seen = append(seen, fmt.Sprintf("%s (job %s)", name, prior))
 			continue
 		}
@@ -110,8 +111,8 @@ func (ch *channel) route(o *outcome, env rules.Env, sum *dicom.StudySummary, ord
 	return stage, nil
 }
 
-// priorJob returns the id of a job of plugin, made for another message, that saw exactly
-// the images of sum (non-image series such as SR left out), or "" when there is none or the
+// priorJob returns the id of an answered job of plugin, made for another message, that saw
+// exactly the images of sum (non-image series such as SR left out), or "" when there is none or the
 // store cannot say (then the study is analysed: a second analysis is better than none).
 func (ch *channel) priorJob(sum *dicom.StudySummary, plugin string) string {
 	ctx, cancel := context.WithTimeout(context.Background(), lookupTimeout)
@@ -122,6 +123,11 @@ func (ch *channel) priorJob(sum *dicom.StudySummary, plugin string) string {
 	}
 	want := imageInstances(protocolStudy(sum))
 	for _, j := range page.Jobs {
+		// Only an answer counts: a study whose job failed, timed out or is still open is
+		// analysed again when it is announced again.
+		if j.Status != store.JobCompleted && j.Status != store.JobNotApplicable {
+			continue
+		}
 		var req protocol.Job
 		if json.Unmarshal(j.Request, &req) != nil {
 			continue

@@ -99,6 +99,9 @@ type Reply struct {
 	ContentType string `json:"content_type,omitempty"`
 	Body        []byte `json:"body,omitempty"`
 	Summary     string `json:"summary,omitempty"` // one line for lists: "AA", "201 Created", "AE: unknown patient"
+	// Sent is what went to the peer when it is not the queued payload (a mapped analysis:
+	// the ORU, the Bundle, the SR); the engine keeps it with the attempt.
+	Sent []byte `json:"-"`
 }
 
 // Destination delivers one message to a peer. Send returns the peer's reply with a nil error

@@ -82,7 +82,9 @@ func (d mapped) Send(ctx context.Context, msg *Message) (Reply, error) {
 	}
 	out := *msg
 	out.Body, out.ContentType = body, ct
-	return d.Destination.Send(ctx, &out)
+	reply, err := d.Destination.Send(ctx, &out)
+	reply.Sent = body
+	return reply, err
 }
 
 // Close and Parallelism reach the wrapped destination (it was provisioned before wrapping).
@@ -342,7 +344,7 @@ func (w *worker) deliver(ctx context.Context, j job) bool {
 		took := time.Since(start)
 		d.ch.e.m.DeliveryTime.WithLabelValues(d.ch.name, d.name).Observe(took.Seconds())
 		a := store.Attempt{Destination: d.name, Number: n, At: start.UTC(), Duration: took, OK: err == nil,
-			ReplySummary: reply.Summary, Reply: reply.Body}
+			ReplySummary: reply.Summary, Reply: reply.Body, Sent: reply.Sent}
 		status := store.DeliverySent
 		if err != nil {
 			a.Error = err.Error()

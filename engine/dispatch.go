@@ -91,7 +91,7 @@ func (d *dispatcher) sync(ctx context.Context, cfg *config.Config) error {
 			return fmt.Errorf("plugin %s: jobs stream: %w", name, err)
 		}
 		if _, err := js.CreateOrUpdateConsumer(ctx, protocol.JobsStream(name),
-			protocol.JobsConsumerConfig(name, p.MaxRedeliveries, p.Concurrency)); err != nil {
+			protocol.JobsConsumerConfig(name, maxDeliver(p.MaxRedeliveries), p.Concurrency)); err != nil {
 			return fmt.Errorf("plugin %s: jobs consumer: %w", name, err)
 		}
 		cons, err := js.CreateOrUpdateConsumer(ctx, protocol.ResultsStream, jetstream.ConsumerConfig{
@@ -184,11 +184,16 @@ func (d *dispatcher) onProgress(m *nats.Msg) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), opTimeout)
 	defer cancel()
-	j, applied, err := d.e.opts.Store.UpdateJob(ctx, store.JobUpdate{ID: p.JobID, From: []store.JobStatus{store.JobQueued},
-		Status: store.JobRunning})
-	if err == nil && applied && j.Plugin != p.Plugin {
-		d.log.Warn("progress for a job of another plugin", "job", p.JobID, "plugin", p.Plugin, "job_plugin", j.Plugin)
+	j, err := d.e.opts.Store.Job(ctx, p.JobID)
+	if err != nil || j.Status != store.JobQueued {
+		return
 	}
+	if j.Plugin != p.Plugin {
+		d.log.Warn("progress for a job of another plugin ignored", "job", p.JobID, "plugin", p.Plugin, "job_plugin", j.Plugin)
+		return
+	}
+	_, _, _ = d.e.opts.Store.UpdateJob(ctx, store.JobUpdate{ID: p.JobID, From: []store.JobStatus{store.JobQueued},
+		Status: store.JobRunning, Error: j.Error})
 }
 
 func (d *dispatcher) runner(plugin string) *pluginRunner {
@@ -209,6 +214,15 @@ func (d *dispatcher) settings(j store.Job) config.Plugin {
 		return r.settings
 	}
 	return config.Plugin{Name: j.Plugin, MaxAttempts: 1, Timeout: 5 * time.Minute, Mode: config.ModeSilent}
+}
+
+// maxDeliver is JetStream's MaxDeliver for max_redeliveries: the first delivery plus that
+// many more; 0 (no limit) stays 0.
+func maxDeliver(redeliveries int) int {
+	if redeliveries <= 0 {
+		return 0
+	}
+	return redeliveries + 1
 }
 
 // opTimeout bounds one store or NATS operation of the dispatcher.
@@ -264,6 +278,14 @@ func (d *dispatcher) handleResult(ctx context.Context, plugin string, data []byt
 	if err != nil {
 		return fmt.Errorf("job %s: %w", id, err)
 	}
+	if _, a, ok := strings.Cut(first(jetstream.MsgIDHeader), ":"); ok {
+		if n, err := strconv.Atoi(a); err == nil && n < j.Attempt {
+			// An earlier attempt's answer (the plugin was down and now works through old
+			// copies): the current attempt's answer decides.
+			d.log.Info("result of an earlier attempt ignored", "plugin", plugin, "job", id, "attempt", n, "current", j.Attempt)
+			return nil
+		}
+	}
 	if j.Plugin != plugin {
 		d.log.Warn("result published on another plugin's subject dropped", "plugin", plugin, "job", id, "job_plugin", j.Plugin)
 		return nil
@@ -282,10 +304,12 @@ func (d *dispatcher) handleResult(ctx context.Context, plugin string, data []byt
 		return d.reconcile(ctx, j.MessageID)
 	}
 	settings := d.settings(j)
-	latency := time.Since(j.UpdatedAt).Milliseconds()
-	if latency < 0 {
-		latency = 0
+	// This attempt was published at its deadline less the timeout (planJob, retryJob).
+	took := time.Since(j.Deadline.Add(-settings.Timeout))
+	if took < 0 {
+		took = 0
 	}
+	latency := took.Milliseconds()
 	res, verr := d.validate(j, data, first(protocol.HeaderPluginVersion), settings)
 	u := store.JobUpdate{ID: id, From: []store.JobStatus{store.JobQueued, store.JobRunning}, Result: data,
 		PluginVersion: first(protocol.HeaderPluginVersion), LatencyMS: latency}
@@ -308,8 +332,9 @@ func (d *dispatcher) handleResult(ctx context.Context, plugin string, data []byt
 	}
 	if applied {
 		d.e.m.JobResults.WithLabelValues(plugin, string(u.Status)).Inc()
+		d.e.m.JobLatency.WithLabelValues(plugin).Observe(took.Seconds())
 		if r := d.runner(plugin); r != nil {
-			r.stats.observe(time.Duration(latency) * time.Millisecond)
+			r.stats.observe(took)
 		}
 	}
 	return d.reconcile(ctx, j.MessageID)
@@ -488,7 +513,7 @@ func (d *dispatcher) reconcile(ctx context.Context, messageID string) error {
 			note += fmt.Sprintf("; every plugin is silent: rules %s would send it to %s with priority %q",
 				strings.Join(wm, ", "), strings.Join(wd, ", "), wp)
 		}
-		dests, priority = nil, ""
+		dests, priority, matched = nil, "", nil
 	case !outcome.active && priority != "":
 		note += fmt.Sprintf("; priority %q not applied: no plugin is active", priority)
 		priority = ""
@@ -630,7 +655,16 @@ func buildAnalysis(id, channel string, sum dicom.StudySummary, order *store.Orde
 			out.sends = true
 			out.active = out.active || j.Mode == config.ModeActive
 		}
-		if j.Result == nil || j.Status == store.JobInvalid {
+		if j.Result == nil || j.Status == store.JobInvalid || silent {
+			// A silent plugin's answer stays in its job row for the audit; nothing of it,
+			// not even its summary or model, may reach a receiver.
+			if silent && j.Status == store.JobCompleted {
+				if res, err := protocol.DecodeResult(j.Result); err == nil {
+					for _, f := range res.Findings {
+						out.silentViews = append(out.silentViews, findingView(f, j.Plugin, res.Model))
+					}
+				}
+			}
 			continue
 		}
 		res, err := protocol.DecodeResult(j.Result)
@@ -645,10 +679,6 @@ func buildAnalysis(id, channel string, sum dicom.StudySummary, order *store.Orde
 			continue
 		}
 		for _, f := range res.Findings {
-			if silent {
-				out.silentViews = append(out.silentViews, findingView(f, j.Plugin, res.Model))
-				continue
-			}
 			a.Findings = append(a.Findings, mappings.Finding{Finding: f, Plugin: j.Plugin, JobID: j.ID, Model: res.Model})
 			out.views = append(out.views, findingView(f, j.Plugin, res.Model))
 		}

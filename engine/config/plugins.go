@@ -202,6 +202,11 @@ func (l *loader) ai(ch *Channel, cp *spec.Parsed) {
 			l.warnAt(d.Conf, fieldMapping, spec.LintLint, "destination %q maps AI analyses, but channel %q has no route: "+
 				"its messages are sent as they are", d.Name, ch.Name)
 		}
+		if d.Mapping.Name == "" && len(ch.Routes) > 0 {
+			l.warnAt(d.Conf, fieldName, spec.LintLint, "destination %q of routed channel %q has no mapping: it gets "+
+				"analyses as Osprey's own JSON (application/vnd.osprey.analysis+json); give it a mapping (oru, fhir, sr)",
+				d.Name, ch.Name)
+		}
 	}
 	for _, rp := range cp.Objects(fieldResultRules) {
 		r := ResultRule{Name: rp.String(fieldName), When: rp.String(fieldWhen), Priority: rp.String(fieldPriority),

@@ -34,6 +34,8 @@ func RenderMarkdown(w io.Writer, comps []Component) error {
 		{KindDestination, "Destinations", "Each item of a channel's `destinations` has the common fields of a " +
 			"[destination](#config.channel) and exactly one of these keys."},
 		{KindTransform, "Transform steps", "Each item of a channel's `transform` has exactly one of these keys."},
+		{KindMapping, "Mappings", "A destination's `mapping` has exactly one of these keys: how an AI analysis " +
+			"becomes what the destination sends (see ai-routing.md)."},
 	}
 	md.p("## Contents\n\n")
 	for _, g := range groups {

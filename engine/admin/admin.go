@@ -246,6 +246,7 @@ func (s *Server) routes(bodyLimit int64) *echo.Echo {
 	e.GET(api+"/messages/:id", s.getMessage)
 	e.POST(api+"/messages/:id/reprocess", s.reprocessMessage)
 	e.GET(api+"/messages/:id/analysis", s.getAnalysis)
+	e.POST(api+"/messages/:id/analysis/withdraw", s.withdrawAnalysis)
 	e.GET(api+"/plugins", s.listPlugins)
 	e.GET(api+"/jobs", s.listJobs)
 	e.GET(api+"/jobs/:id", s.getJob)

@@ -230,3 +230,51 @@ func inlineJSON(b json.RawMessage) json.RawMessage {
 }
 
 var _ PluginLister = (*engine.Engine)(nil)
+
+// Withdrawer is the optional part of an Engine that retracts an analysis already sent.
+type Withdrawer interface {
+	Withdraw(ctx context.Context, messageID, reason string) (revision int, err error)
+}
+
+var _ Withdrawer = (*engine.Engine)(nil)
+
+// withdrawRequest is the body of POST /api/v1/messages/{id}/analysis/withdraw.
+type withdrawRequest struct {
+	Reason string `json:"reason"`
+}
+
+// withdrawResult is its answer.
+type withdrawResult struct {
+	MessageID string `json:"message_id"`
+	Revision  int    `json:"revision"`
+	Status    string `json:"status"`
+}
+
+func (s *Server) withdrawAnalysis(c echo.Context) error {
+	id, err := pathParam(c, "id")
+	if err != nil {
+		return err
+	}
+	if _, err := queryParams(c); err != nil {
+		return err
+	}
+	wd, ok := s.eng.(Withdrawer)
+	if !ok {
+		return &Error{Status: http.StatusNotImplemented, Message: "this engine does not withdraw analyses"}
+	}
+	var req withdrawRequest
+	if c.Request().ContentLength != 0 {
+		if err := json.NewDecoder(c.Request().Body).Decode(&req); err != nil {
+			return &Error{Status: http.StatusBadRequest, Message: "body: want {\"reason\": \"...\"}: " + err.Error(), Err: err}
+		}
+	}
+	if strings.TrimSpace(req.Reason) == "" {
+		return &Error{Status: http.StatusBadRequest, Message: "a reason is required: it is recorded in the message history"}
+	}
+	rev, err := wd.Withdraw(c.Request().Context(), id, req.Reason)
+	if err != nil {
+		return err
+	}
+	s.log.Info("admin: analysis withdrawn", "message_id", id, "revision", rev, "token", c.Get(principalKey))
+	return c.JSON(http.StatusAccepted, withdrawResult{MessageID: id, Revision: rev, Status: "withdrawn"})
+}

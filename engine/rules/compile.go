@@ -142,6 +142,10 @@ func compileWith(src string, want reflect.Type, what string, env any) (*vm.Progr
 	var first *ExprError
 	if err != nil {
 		first = toExprError(src, err)
+		if _, isResult := env.(ResultEnv); isResult {
+			first.Msg = strings.Replace(first.Msg, "(known names: "+strings.Join(topNames, ", ")+")",
+				"(known names: "+strings.Join(resultNames, ", ")+")", 1)
+		}
 	}
 	// The literal check runs on the typed tree before the final type check, so it may have
 	// found a bad path even when the type check also failed: report whichever comes first.
@@ -376,6 +380,7 @@ var (
 	orderMembers  = fieldNames(OrderView{})
 	seriesMembers = fieldNames(SeriesView{})
 	topNames      = []string{"msg", "channel", "meta", "study", "order", "hl7date", "age", "now"}
+	resultNames   = []string{"findings", "finding", "positive", "plugins", "study", "order", "channel", "hl7date", "age", "now"}
 	unknownRe     = regexp.MustCompile(`^(?:type (msg|study|order|series|finding) has no (?:field|method) |unknown name )(\w+)$`)
 )
 

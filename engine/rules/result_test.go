@@ -2,6 +2,7 @@ package rules
 
 import (
 	"errors"
+	"strings"
 	"testing"
 )
 
@@ -63,6 +64,9 @@ func TestResultFilterErrors(t *testing.T) {
 		if !errors.As(err, &ee) {
 			t.Errorf("%s: err = %v, want an *ExprError", src, err)
 			continue
+		}
+		if strings.Contains(ee.Msg, "known names") && !strings.Contains(ee.Msg, "findings") {
+			t.Errorf("%s: %v lists the names of filters, not of result rules", src, err)
 		}
 		t.Logf("%s: %v", src, err)
 	}

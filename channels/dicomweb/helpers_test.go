@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/osprey-health/osprey/channels/dicomweb"
+	"github.com/osprey-health/osprey/channels/internal/listen/listentest"
 	"github.com/osprey-health/osprey/engine"
 	"github.com/osprey-health/osprey/engine/broker"
 	"github.com/osprey-health/osprey/engine/broker/brokertest"
@@ -101,34 +102,7 @@ func runSource(t *testing.T, b *broker.Broker, cfg dicomweb.SourceConfig, sk eng
 	if err != nil {
 		t.Fatalf("NewSource: %v", err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- src.Run(ctx, sk) }()
-	select {
-	case <-src.Ready():
-	case err := <-done:
-		cancel()
-		t.Fatalf("Run: %v", err)
-	case <-time.After(waitFor):
-		cancel()
-		t.Fatal("source not ready")
-	}
-	var once sync.Once
-	stop := func() {
-		once.Do(func() {
-			cancel()
-			select {
-			case err := <-done:
-				if err != nil {
-					t.Errorf("Run: %v", err)
-				}
-			case <-time.After(waitFor):
-				t.Errorf("Run did not return after cancel")
-			}
-		})
-	}
-	t.Cleanup(stop)
-	return src, stop
+	return src, listentest.Run(t, src, sk)
 }
 
 func newBroker(t *testing.T) *broker.Broker { return brokertest.New(t).Broker }

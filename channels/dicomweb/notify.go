@@ -2,7 +2,6 @@ package dicomweb
 
 import (
 	"context"
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -10,7 +9,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -18,6 +16,8 @@ import (
 	"github.com/labstack/echo/v4"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/osprey-health/osprey/channels/internal/bearer"
+	"github.com/osprey-health/osprey/channels/internal/listen"
 	"github.com/osprey-health/osprey/engine"
 	"github.com/osprey-health/osprey/engine/dicom"
 )
@@ -61,10 +61,8 @@ type NotifySource struct {
 	log     *slog.Logger
 	clients map[string]*Client // by normalised service root
 
-	mu    sync.Mutex
-	ln    net.Listener
-	ready chan struct{}
-	wake  chan struct{}
+	lis  *listen.Point
+	wake chan struct{}
 }
 
 // queued is a notification waiting to be read from its PACS.
@@ -97,7 +95,7 @@ func NewNotifySource(cfg NotifyConfig, res engine.Resources) (*NotifySource, err
 			cfg.Bucket = "osprey-notify"
 		}
 	}
-	s := &NotifySource{cfg: cfg, res: res, log: res.Logger.With("component", "source.dicomweb_notify"), clients: map[string]*Client{}, ready: make(chan struct{}), wake: make(chan struct{}, 1)}
+	s := &NotifySource{cfg: cfg, res: res, log: res.Logger.With("component", "source.dicomweb_notify"), clients: map[string]*Client{}, lis: listen.New(cfg.Address, cfg.TLS), wake: make(chan struct{}, 1)}
 	for _, u := range append([]string{cfg.URL}, cfg.AllowedURLs...) {
 		c, err := NewClient(normURL(u), cfg.Client)
 		if err != nil {
@@ -110,31 +108,17 @@ func NewNotifySource(cfg NotifyConfig, res engine.Resources) (*NotifySource, err
 
 // Listen binds the address; Run calls it when it has not been called.
 func (s *NotifySource) Listen() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.ln != nil {
-		return nil
+	if _, err := s.lis.Listen(); err != nil {
+		return fmt.Errorf("dicomweb: %w", err)
 	}
-	ln, err := bind(s.cfg.Address, s.cfg.TLS)
-	if err != nil {
-		return err
-	}
-	s.ln = ln
 	return nil
 }
 
 // Addr is the bound address, nil before Listen.
-func (s *NotifySource) Addr() net.Addr {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.ln == nil {
-		return nil
-	}
-	return s.ln.Addr()
-}
+func (s *NotifySource) Addr() net.Addr { return s.lis.Addr() }
 
 // Ready is closed once the source serves requests.
-func (s *NotifySource) Ready() <-chan struct{} { return s.ready }
+func (s *NotifySource) Ready() <-chan struct{} { return s.lis.Ready() }
 
 // Run serves webhooks and reads the studies they announce until ctx ends.
 func (s *NotifySource) Run(ctx context.Context, sink engine.Sink) error {
@@ -165,18 +149,8 @@ func (s *NotifySource) Run(ctx context.Context, sink engine.Sink) error {
 	}()
 	defer wg.Wait()
 	srv := &http.Server{Handler: e, ReadHeaderTimeout: 30 * time.Second, ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(s.ln) }()
-	close(s.ready)
-	select {
-	case <-ctx.Done():
-	case err = <-errc:
-	}
-	shutCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	_ = srv.Shutdown(shutCtx)
-	if err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("dicomweb: serve notifications: %w", err)
+	if err := s.lis.Serve(ctx, srv); err != nil {
+		return fmt.Errorf("dicomweb: notifications: %w", err)
 	}
 	return nil
 }
@@ -186,8 +160,7 @@ const maxNotification = 64 << 10
 
 func (s *NotifySource) notify(c echo.Context, kv jetstream.KeyValue) error {
 	if len(s.cfg.Tokens) > 0 {
-		tok, ok := strings.CutPrefix(c.Request().Header.Get(echo.HeaderAuthorization), "Bearer ")
-		if !ok || !slices.ContainsFunc(s.cfg.Tokens, func(t string) bool { return subtle.ConstantTimeCompare([]byte(t), []byte(strings.TrimSpace(tok))) == 1 }) {
+		if !bearer.Accepts(c.Request().Header.Get(echo.HeaderAuthorization), s.cfg.Tokens) {
 			c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Bearer realm="osprey-notify"`)
 			return echo.NewHTTPError(http.StatusUnauthorized, "dicomweb: a valid bearer token is required")
 		}

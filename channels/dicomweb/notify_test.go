@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/osprey-health/osprey/channels/dicomweb"
+	"github.com/osprey-health/osprey/channels/internal/listen/listentest"
 	"github.com/osprey-health/osprey/engine"
 	"github.com/osprey-health/osprey/engine/broker"
 	"github.com/osprey-health/osprey/engine/dicom"
@@ -23,20 +24,7 @@ func runNotify(t *testing.T, cfg dicomweb.NotifyConfig, sk engine.Sink) *dicomwe
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- n.Run(ctx, sk) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("Run: %v", err)
-		}
-	})
-	select {
-	case <-n.Ready():
-	case err := <-done:
-		t.Fatalf("Run: %v", err)
-	}
+	listentest.Run(t, n, sk)
 	return n
 }
 

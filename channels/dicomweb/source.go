@@ -14,6 +14,7 @@ import (
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/osprey-health/osprey/channels/internal/listen"
 	"github.com/osprey-health/osprey/engine"
 )
 
@@ -60,10 +61,8 @@ type Source struct {
 	res engine.Resources
 	log *slog.Logger
 
-	mu    sync.Mutex
-	ln    net.Listener
+	lis   *listen.Point
 	store *store
-	ready chan struct{}
 	// wake tells the completion loop that a study was touched, so it can re-plan its timer.
 	wake chan struct{}
 }
@@ -109,11 +108,11 @@ func NewSource(cfg SourceConfig, res engine.Resources) (*Source, error) {
 		res.Logger = slog.New(slog.DiscardHandler)
 	}
 	return &Source{
-		cfg:   cfg,
-		res:   res,
-		log:   res.Logger.With("component", "source.dicomweb"),
-		ready: make(chan struct{}),
-		wake:  make(chan struct{}, 1),
+		cfg:  cfg,
+		res:  res,
+		log:  res.Logger.With("component", "source.dicomweb"),
+		lis:  listen.New(cfg.Address, cfg.TLS),
+		wake: make(chan struct{}, 1),
 	}, nil
 }
 
@@ -134,28 +133,14 @@ func (s *Source) StudyToken(studyUID string, ttl time.Duration) (string, time.Ti
 
 // Listen binds the address; Run calls it when it has not been called.
 func (s *Source) Listen() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.ln != nil {
-		return nil
+	if _, err := s.lis.Listen(); err != nil {
+		return fmt.Errorf("dicomweb: %w", err)
 	}
-	ln, err := bind(s.cfg.Address, s.cfg.TLS)
-	if err != nil {
-		return err
-	}
-	s.ln = ln
 	return nil
 }
 
 // Addr is the bound address, nil before Listen.
-func (s *Source) Addr() net.Addr {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.ln == nil {
-		return nil
-	}
-	return s.ln.Addr()
-}
+func (s *Source) Addr() net.Addr { return s.lis.Addr() }
 
 // BaseURL is the DICOMweb service root clients use: PublicURL, or one derived from the
 // listener. Empty before Listen.
@@ -175,7 +160,7 @@ func (s *Source) BaseURL() string {
 }
 
 // Ready is closed once the source serves requests.
-func (s *Source) Ready() <-chan struct{} { return s.ready }
+func (s *Source) Ready() <-chan struct{} { return s.lis.Ready() }
 
 // Run opens the buckets, serves HTTP and announces complete studies until ctx ends.
 func (s *Source) Run(ctx context.Context, sink engine.Sink) error {
@@ -190,27 +175,18 @@ func (s *Source) Run(ctx context.Context, sink engine.Sink) error {
 	if err := s.Listen(); err != nil {
 		return err
 	}
-	srv := &http.Server{Handler: s.handler(), ReadHeaderTimeout: 30 * time.Second, ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(s.ln) }()
+	s.log.Info("dicomweb listening", "base_url", s.BaseURL())
 	var wg sync.WaitGroup
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
 		s.complete(ctx, sink)
 	}()
-	close(s.ready)
-	s.log.Info("dicomweb listening", "base_url", s.BaseURL())
-	select {
-	case <-ctx.Done():
-	case err = <-errc:
-	}
-	shutCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	_ = srv.Shutdown(shutCtx)
+	srv := &http.Server{Handler: s.handler(), ReadHeaderTimeout: 30 * time.Second, ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)}
+	err = s.lis.Serve(ctx, srv)
 	wg.Wait()
-	if err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("dicomweb: serve: %w", err)
+	if err != nil {
+		return fmt.Errorf("dicomweb: %w", err)
 	}
 	return nil
 }

@@ -2,10 +2,10 @@ package dicomweb
 
 import (
 	"errors"
-	"net/url"
-	"strings"
-	"time"
 
+	"github.com/osprey-health/osprey/channels/internal/bearer"
+	"github.com/osprey-health/osprey/channels/internal/speclint"
+	"github.com/osprey-health/osprey/channels/internal/tlsconf"
 	"github.com/osprey-health/osprey/engine"
 	"github.com/osprey-health/osprey/engine/spec"
 )
@@ -19,12 +19,6 @@ const (
 	fTokenKey       = "token_key"
 	fTLS            = "tls"
 	fPACSTLS        = "pacs_tls"
-	fCertFile       = "cert_file"
-	fKeyFile        = "key_file"
-	fClientCAFile   = "client_ca_file"
-	fMinVersion     = "min_version"
-	fCAFile         = "ca_file"
-	fInsecure       = "insecure_skip_verify"
 	fMaxRequestSize = "max_request_size"
 	fQuietPeriod    = "quiet_period"
 	fRetention      = "retention"
@@ -58,46 +52,6 @@ func init() {
 	})
 }
 
-func positiveDuration(v any) error {
-	if d, ok := v.(time.Duration); ok && d <= 0 {
-		return errors.New("must be longer than 0")
-	}
-	return nil
-}
-
-func nonNegativeDuration(v any) error {
-	if d, ok := v.(time.Duration); ok && d < 0 {
-		return errors.New("must not be negative")
-	}
-	return nil
-}
-
-func positiveSize(v any) error {
-	if n, ok := v.(int64); ok && n < 1 {
-		return errors.New("must be at least 1 byte")
-	}
-	return nil
-}
-
-func httpURL(v any) error {
-	s, _ := v.(string)
-	if s == "" || strings.Contains(s, "${") {
-		return nil
-	}
-	u, err := url.Parse(s)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return errors.New("must be an http:// or https:// URL")
-	}
-	return nil
-}
-
-func basePath(v any) error {
-	if s, _ := v.(string); !strings.HasPrefix(s, "/") {
-		return errors.New(`must start with "/"`)
-	}
-	return nil
-}
-
 func bucketName(v any) error {
 	s, _ := v.(string)
 	for _, r := range s {
@@ -108,22 +62,9 @@ func bucketName(v any) error {
 	return nil
 }
 
-func serverTLSField() spec.Field {
-	return spec.NewObject(fTLS, "Serve HTTPS instead of HTTP. Omit for plain HTTP.",
-		spec.NewString(fCertFile, "PEM file with the server certificate chain."),
-		spec.NewString(fKeyFile, "PEM file with the server private key."),
-		spec.NewString(fClientCAFile, "PEM file with the CAs client certificates must chain to; setting it requires every client to present one.").AsOptional(),
-		spec.NewString(fMinVersion, "Lowest TLS version accepted.").WithDefault("1.2").WithEnum("1.2", "1.3"),
-	).AsOptional()
-}
-
-func clientTLSField(name string) spec.Field {
-	return spec.NewObject(name, "TLS settings for an https:// PACS URL. Omit to use the system roots.",
-		spec.NewString(fCAFile, "PEM file with the CAs that sign the server's certificate; the system roots when omitted.").AsOptional(),
-		spec.NewString(fCertFile, "PEM file with a client certificate, for servers that require one.").AsOptional(),
-		spec.NewString(fKeyFile, "PEM file with the client certificate's private key.").AsOptional(),
-		spec.NewBool(fInsecure, "Accept any server certificate. Never in production.").WithDefault(false).AsAdvanced(),
-	).AsOptional()
+// clientTLS declares a tls object, named name, for the connections to a PACS.
+func clientTLS(name string) tlsconf.ClientSpec {
+	return tlsconf.ClientSpec{Name: name, Desc: "TLS settings for an https:// PACS URL. Omit to use the system roots.", Peer: "server"}
 }
 
 func authField(what string) spec.Field {
@@ -134,9 +75,8 @@ func authField(what string) spec.Field {
 	).AsOptional()
 }
 
-func tokensField(what string) spec.Field {
-	return spec.NewStrings(fTokens, "Bearer tokens accepted from "+what+". Empty accepts requests without a token: keep such a listener on loopback.").
-		AsOptional().AsSecret().WithExamples([]any{"${OSPREY_DICOMWEB_TOKEN}"})
+func tokensField(from string) spec.Field {
+	return bearer.TokensField(fTokens, from, "${OSPREY_DICOMWEB_TOKEN}")
 }
 
 // SourceSpec declares the configuration of source.dicomweb.
@@ -164,17 +104,17 @@ a short time.`,
 		Fields: []spec.Field{
 			spec.NewString(fAddress, "Host and port to listen on. Use 0.0.0.0:8081 to accept connections from the network.").
 				WithDefault(DefaultAddress).WithExamples("0.0.0.0:8081"),
-			spec.NewString(fBasePath, "Path of the DICOMweb service root.").WithDefault(DefaultBasePath).WithLint(basePath),
+			spec.NewString(fBasePath, "Path of the DICOMweb service root.").WithDefault(DefaultBasePath).WithLint(speclint.BasePath),
 			spec.NewString(fPublicURL, "Service root as clients reach it (behind a proxy), used in RetrieveURL and study messages. Derived from the listener when omitted.").
-				AsOptional().WithLint(httpURL).WithExamples("https://osprey.example.org/dicom-web").AsAdvanced(),
+				AsOptional().WithLint(speclint.HTTPURL).WithExamples("https://osprey.example.org/dicom-web").AsAdvanced(),
 			tokensField("STOW-RS, WADO-RS and QIDO-RS clients"),
 			spec.NewString(fTokenKey, "Key that signs study-scoped tokens (at least 32 characters). A random key is made at start when omitted, and scoped tokens then do not survive a restart.").
 				AsOptional().AsSecret(),
-			serverTLSField(),
+			tlsconf.HTTPS().Field(),
 			spec.NewBytes(fMaxRequestSize, "Largest STOW-RS request accepted; a larger one is answered 413. Parts are read one at a time, never the whole request.").
-				WithDefault("2GiB").WithLint(positiveSize),
-			spec.NewDuration(fQuietPeriod, "A study is complete when no instance of it has arrived for this long.").WithDefault("30s").WithLint(positiveDuration),
-			spec.NewDuration(fRetention, "How long received instances are kept for WADO-RS.").WithDefault("24h").WithLint(positiveDuration),
+				WithDefault("2GiB").WithLint(speclint.PositiveSize),
+			spec.NewDuration(fQuietPeriod, "A study is complete when no instance of it has arrived for this long.").WithDefault("30s").WithLint(speclint.PositiveDuration),
+			spec.NewDuration(fRetention, "How long received instances are kept for WADO-RS.").WithDefault("24h").WithLint(speclint.PositiveDuration),
 			spec.NewString(fBucket, `JetStream object store bucket for the instances; "osprey-<channel>-instances" when omitted.`).
 				AsOptional().WithLint(bucketName).AsAdvanced(),
 		},
@@ -220,15 +160,15 @@ could not be written (the sender should retry).
 ` + "`allowed_urls`" + `, so a webhook can never make Osprey send its PACS credentials elsewhere.`,
 		Fields: []spec.Field{
 			spec.NewString(fAddress, "Host and port to listen on.").WithDefault("127.0.0.1:8082"),
-			spec.NewString(fPath, "Path that takes the notifications.").WithDefault("/notify").WithLint(basePath),
+			spec.NewString(fPath, "Path that takes the notifications.").WithDefault("/notify").WithLint(speclint.BasePath),
 			tokensField("the PACS posting notifications"),
-			serverTLSField(),
+			tlsconf.HTTPS().Field(),
 			spec.NewString(fURL, "DICOMweb service root of the PACS, used when a notification names none.").
-				WithLint(httpURL).WithExamples("http://127.0.0.1:8042/dicom-web"),
+				WithLint(speclint.HTTPURL).WithExamples("http://127.0.0.1:8042/dicom-web"),
 			spec.NewStrings(fAllowedURLs, "Other DICOMweb roots a notification may name (several PACSes behind one webhook).").AsOptional().AsAdvanced(),
 			authField("the PACS's WADO-RS"),
-			spec.NewDuration(fTimeout, "How long reading a study's metadata may take.").WithDefault("60s").WithLint(positiveDuration),
-			clientTLSField(fPACSTLS),
+			spec.NewDuration(fTimeout, "How long reading a study's metadata may take.").WithDefault("60s").WithLint(speclint.PositiveDuration),
+			clientTLS(fPACSTLS).Field(),
 			spec.NewString(fBucket, `JetStream key-value bucket of notifications waiting to be read; "osprey-<channel>-notify" when omitted.`).
 				AsOptional().WithLint(bucketName).AsAdvanced(),
 		},
@@ -257,14 +197,14 @@ is announced only once its NumberOfStudyRelatedInstances is the same on two poll
 a study still arriving is not announced half-way. The studies announced are remembered in a
 JetStream key-value bucket for ` + "`lookback`" + ` plus a day, so a restart does not announce them again.`,
 		Fields: []spec.Field{
-			spec.NewString(fURL, "DICOMweb service root of the PACS.").WithLint(httpURL).WithExamples("http://127.0.0.1:8042/dicom-web"),
-			spec.NewDuration(fInterval, "Time between polls.").WithDefault("1m").WithLint(positiveDuration),
+			spec.NewString(fURL, "DICOMweb service root of the PACS.").WithLint(speclint.HTTPURL).WithExamples("http://127.0.0.1:8042/dicom-web"),
+			spec.NewDuration(fInterval, "Time between polls.").WithDefault("1m").WithLint(speclint.PositiveDuration),
 			spec.NewDuration(fLookback, "How far back StudyDate may lie; 0 searches without a date (small archives and tests).").
-				WithDefault("24h").WithLint(nonNegativeDuration),
+				WithDefault("24h").WithLint(speclint.NonNegativeDuration),
 			spec.NewBool(fWaitStable, "Announce a study only when its instance count did not change between two polls.").WithDefault(true),
 			authField("the PACS's QIDO-RS and WADO-RS"),
-			spec.NewDuration(fTimeout, "How long one request to the PACS may take.").WithDefault("60s").WithLint(positiveDuration),
-			clientTLSField(fTLS),
+			spec.NewDuration(fTimeout, "How long one request to the PACS may take.").WithDefault("60s").WithLint(speclint.PositiveDuration),
+			clientTLS(fTLS).Field(),
 			spec.NewString(fBucket, `JetStream key-value bucket remembering announced studies; "osprey-<channel>-qido-seen" when omitted.`).
 				AsOptional().WithLint(bucketName).AsAdvanced(),
 		},
@@ -294,15 +234,15 @@ only failures say the instance already exists (Failure Reason 0111H), which make
 response that refuses the instance, is a rejection. The response dataset is stored as the
 delivery's reply.`,
 		Fields: []spec.Field{
-			spec.NewString(fURL, "DICOMweb service root of the PACS.").WithLint(httpURL).WithExamples("http://127.0.0.1:8042/dicom-web"),
+			spec.NewString(fURL, "DICOMweb service root of the PACS.").WithLint(speclint.HTTPURL).WithExamples("http://127.0.0.1:8042/dicom-web"),
 			authField("the PACS's STOW-RS"),
 			spec.NewObject(fRetrieveAuth, "Credentials for fetching a study message's instances (from Osprey's own source.dicomweb, usually): a bearer token, or a user name and password.",
 				spec.NewString(fToken, "Bearer token.").AsOptional().AsSecret(),
 				spec.NewString(fUsername, "User name for HTTP basic authentication.").AsOptional(),
 				spec.NewString(fPassword, "Password for HTTP basic authentication.").AsOptional().AsSecret(),
 			).AsOptional(),
-			spec.NewDuration(fTimeout, "How long one STOW-RS request may take.").WithDefault("60s").WithLint(positiveDuration),
-			clientTLSField(fTLS),
+			spec.NewDuration(fTimeout, "How long one STOW-RS request may take.").WithDefault("60s").WithLint(speclint.PositiveDuration),
+			clientTLS(fTLS).Field(),
 		},
 		Examples: []spec.Example{{
 			Title:   "Results back to Orthanc",
@@ -326,28 +266,12 @@ func sourceConfig(p *spec.Parsed) SourceConfig {
 		QuietPeriod:    p.Duration(fQuietPeriod),
 		Retention:      p.Duration(fRetention),
 		Bucket:         p.String(fBucket),
-		TLS:            serverTLS(p),
+		TLS:            tlsconf.HTTPS().Parse(p),
 	}
 	if k := p.String(fTokenKey); k != "" {
 		cfg.TokenKey = []byte(k)
 	}
 	return cfg
-}
-
-func serverTLS(p *spec.Parsed) *ServerTLS {
-	if !p.Has(fTLS) {
-		return nil
-	}
-	t := p.Object(fTLS)
-	return &ServerTLS{CertFile: t.String(fCertFile), KeyFile: t.String(fKeyFile), ClientCAFile: t.String(fClientCAFile), MinVersion: t.String(fMinVersion)}
-}
-
-func clientTLS(p *spec.Parsed, name string) *ClientTLS {
-	if !p.Has(name) {
-		return nil
-	}
-	t := p.Object(name)
-	return &ClientTLS{CAFile: t.String(fCAFile), CertFile: t.String(fCertFile), KeyFile: t.String(fKeyFile), InsecureSkipVerify: t.Bool(fInsecure)}
 }
 
 func auth(p *spec.Parsed) Auth {
@@ -363,10 +287,10 @@ func notifyConfig(p *spec.Parsed) NotifyConfig {
 		Address:     p.String(fAddress),
 		Path:        p.String(fPath),
 		Tokens:      p.Strings(fTokens),
-		TLS:         serverTLS(p),
+		TLS:         tlsconf.HTTPS().Parse(p),
 		URL:         p.String(fURL),
 		AllowedURLs: p.Strings(fAllowedURLs),
-		Client:      ClientConfig{Auth: auth(p), Timeout: p.Duration(fTimeout), TLS: clientTLS(p, fPACSTLS)},
+		Client:      ClientConfig{Auth: auth(p), Timeout: p.Duration(fTimeout), TLS: clientTLS(fPACSTLS).Parse(p)},
 		Bucket:      p.String(fBucket),
 	}
 }
@@ -378,14 +302,14 @@ func pollConfig(p *spec.Parsed) PollConfig {
 		Lookback:   p.Duration(fLookback),
 		WaitStable: p.Bool(fWaitStable),
 		Bucket:     p.String(fBucket),
-		Client:     ClientConfig{Auth: auth(p), Timeout: p.Duration(fTimeout), TLS: clientTLS(p, fTLS)},
+		Client:     ClientConfig{Auth: auth(p), Timeout: p.Duration(fTimeout), TLS: clientTLS(fTLS).Parse(p)},
 	}
 }
 
 func destinationConfig(p *spec.Parsed) DestinationConfig {
 	cfg := DestinationConfig{
 		URL:    p.String(fURL),
-		Client: ClientConfig{Auth: auth(p), Timeout: p.Duration(fTimeout), TLS: clientTLS(p, fTLS)},
+		Client: ClientConfig{Auth: auth(p), Timeout: p.Duration(fTimeout), TLS: clientTLS(fTLS).Parse(p)},
 	}
 	cfg.Retrieve = ClientConfig{Timeout: cfg.Client.Timeout}
 	if p.Has(fRetrieveAuth) {

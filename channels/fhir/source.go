@@ -2,7 +2,6 @@ package fhir
 
 import (
 	"context"
-	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,11 +12,12 @@ import (
 	"net/http"
 	"slices"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/labstack/echo/v4"
 
+	"github.com/osprey-health/osprey/channels/internal/bearer"
+	"github.com/osprey-health/osprey/channels/internal/listen"
 	"github.com/osprey-health/osprey/engine"
 	codec "github.com/osprey-health/osprey/engine/fhir"
 )
@@ -61,9 +61,7 @@ type Source struct {
 	res engine.Resources
 	log *slog.Logger
 
-	mu    sync.Mutex
-	ln    net.Listener
-	ready chan struct{}
+	lis *listen.Point
 }
 
 // NewSource checks cfg and returns a source; it listens only in Listen or Run.
@@ -81,48 +79,33 @@ func NewSource(cfg SourceConfig, res engine.Resources) (*Source, error) {
 	if cfg.MaxBodySize <= 0 {
 		cfg.MaxBodySize = DefaultMaxBodySize
 	}
-	if cfg.TLS != nil && (cfg.TLS.CertFile == "" || cfg.TLS.KeyFile == "") {
-		return nil, errors.New("fhir: tls needs both cert_file and key_file")
+	if cfg.TLS != nil {
+		if err := cfg.TLS.Validate(); err != nil {
+			return nil, fmt.Errorf("fhir: %w", err)
+		}
 	}
 	if res.Logger == nil {
 		res.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Source{cfg: cfg, res: res, log: res.Logger.With("component", "source.fhir"), ready: make(chan struct{})}, nil
+	return &Source{cfg: cfg, res: res, log: res.Logger.With("component", "source.fhir"), lis: listen.New(cfg.Address, cfg.TLS)}, nil
 }
 
 // Listen binds the address; Run calls it when it has not been called.
 func (s *Source) Listen() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.ln != nil {
-		return nil
+	if _, err := s.lis.Listen(); err != nil {
+		return fmt.Errorf("fhir: %w", err)
 	}
-	ln, err := bind(s.cfg.Address, s.cfg.TLS)
-	if err != nil {
-		return err
-	}
-	s.ln = ln
 	return nil
 }
 
 // Addr is the bound address, nil before Listen.
-func (s *Source) Addr() net.Addr {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.ln == nil {
-		return nil
-	}
-	return s.ln.Addr()
-}
+func (s *Source) Addr() net.Addr { return s.lis.Addr() }
 
 // Ready is closed once the source serves requests.
-func (s *Source) Ready() <-chan struct{} { return s.ready }
+func (s *Source) Ready() <-chan struct{} { return s.lis.Ready() }
 
 // Run serves requests until ctx ends, then waits for those in flight.
 func (s *Source) Run(ctx context.Context, sink engine.Sink) error {
-	if err := s.Listen(); err != nil {
-		return err
-	}
 	e := echo.New()
 	e.HideBanner, e.HidePort = true, true
 	e.HTTPErrorHandler = outcomeError
@@ -138,21 +121,8 @@ func (s *Source) Run(ctx context.Context, sink engine.Sink) error {
 
 	// ReadTimeout bounds a sender that trickles a body; 16MiB takes seconds on any real link.
 	srv := &http.Server{Handler: e, ReadHeaderTimeout: 30 * time.Second, ReadTimeout: 5 * time.Minute, IdleTimeout: 2 * time.Minute, ErrorLog: slog.NewLogLogger(s.log.Handler(), slog.LevelWarn)}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(s.ln) }()
-	close(s.ready)
-	var err error
-	select {
-	case <-ctx.Done():
-	case err = <-errc:
-	}
-	// Requests in flight finish: each one is waiting for its commit, and cutting it off
-	// would leave the sender not knowing whether its message is stored.
-	shutCtx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	_ = srv.Shutdown(shutCtx)
-	if err != nil && !errors.Is(err, http.ErrServerClosed) {
-		return fmt.Errorf("fhir: serve: %w", err)
+	if err := s.lis.Serve(ctx, srv); err != nil {
+		return fmt.Errorf("fhir: %w", err)
 	}
 	return nil
 }
@@ -162,9 +132,7 @@ func (s *Source) Run(ctx context.Context, sink engine.Sink) error {
 func (s *Source) auth(next echo.HandlerFunc) echo.HandlerFunc {
 	return func(c echo.Context) error {
 		if len(s.cfg.Tokens) > 0 {
-			tok, ok := strings.CutPrefix(c.Request().Header.Get(echo.HeaderAuthorization), "Bearer ")
-			tok = strings.TrimSpace(tok)
-			if !ok || !slices.ContainsFunc(s.cfg.Tokens, func(t string) bool { return subtle.ConstantTimeCompare([]byte(t), []byte(tok)) == 1 }) {
+			if !bearer.Accepts(c.Request().Header.Get(echo.HeaderAuthorization), s.cfg.Tokens) {
 				c.Response().Header().Set(echo.HeaderWWWAuthenticate, `Bearer realm="osprey-fhir"`)
 				return problem(http.StatusUnauthorized, "login", "a valid bearer token is required")
 			}

@@ -1,7 +1,6 @@
 package fhir_test
 
 import (
-	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -11,6 +10,7 @@ import (
 	"time"
 
 	"github.com/osprey-health/osprey/channels/fhir"
+	"github.com/osprey-health/osprey/channels/internal/listen/listentest"
 	"github.com/osprey-health/osprey/engine"
 	codec "github.com/osprey-health/osprey/engine/fhir"
 )
@@ -23,29 +23,7 @@ func runSource(t *testing.T, cfg fhir.SourceConfig, sk engine.Sink) string {
 	if err != nil {
 		t.Fatalf("NewSource: %v", err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- src.Run(ctx, sk) }()
-	select {
-	case <-src.Ready():
-	case err := <-done:
-		cancel()
-		t.Fatalf("Run: %v", err)
-	case <-time.After(waitFor):
-		cancel()
-		t.Fatal("source not ready")
-	}
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("Run returned %v", err)
-			}
-		case <-time.After(waitFor):
-			t.Error("Run did not return after cancel")
-		}
-	})
+	listentest.Run(t, src, sk)
 	base := cfg.BasePath
 	if base == "" {
 		base = fhir.DefaultBasePath

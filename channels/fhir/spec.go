@@ -2,10 +2,11 @@ package fhir
 
 import (
 	"errors"
-	"net/url"
 	"strings"
-	"time"
 
+	"github.com/osprey-health/osprey/channels/internal/bearer"
+	"github.com/osprey-health/osprey/channels/internal/speclint"
+	"github.com/osprey-health/osprey/channels/internal/tlsconf"
 	"github.com/osprey-health/osprey/engine"
 	"github.com/osprey-health/osprey/engine/spec"
 )
@@ -16,13 +17,6 @@ const (
 	fBasePath      = "base_path"
 	fTokens        = "tokens"
 	fTLS           = "tls"
-	fCertFile      = "cert_file"
-	fKeyFile       = "key_file"
-	fClientCAFile  = "client_ca_file"
-	fMinVersion    = "min_version"
-	fCAFile        = "ca_file"
-	fServerName    = "server_name"
-	fInsecure      = "insecure_skip_verify"
 	fMaxBodySize   = "max_body_size"
 	fResourceTypes = "resource_types"
 	fURL           = "url"
@@ -52,42 +46,19 @@ func init() {
 	})
 }
 
-func positiveDuration(v any) error {
-	if d, ok := v.(time.Duration); ok && d <= 0 {
-		return errors.New("must be longer than 0")
-	}
-	return nil
-}
-
-func positiveSize(v any) error {
-	if n, ok := v.(int64); ok && n < 1 {
-		return errors.New("must be at least 1 byte")
-	}
-	return nil
+// clientTLS is destination.fhir's tls object, for the server and its token endpoint.
+var clientTLS = tlsconf.ClientSpec{
+	Name:               fTLS,
+	Desc:               "TLS settings for an https:// server and token endpoint. Omit to use the system roots.",
+	Peer:               "server",
+	ServerName:         "Name to verify in the server's certificate, when it differs from the URL's host.",
+	AdvancedServerName: true,
+	MinVersion:         true,
 }
 
 func positiveInt(v any) error {
 	if n, ok := v.(int); ok && n < 1 {
 		return errors.New("must be at least 1")
-	}
-	return nil
-}
-
-func httpURL(v any) error {
-	s, _ := v.(string)
-	if s == "" || strings.Contains(s, "${") {
-		return nil
-	}
-	u, err := url.Parse(s)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
-		return errors.New("must be an http:// or https:// URL")
-	}
-	return nil
-}
-
-func basePath(v any) error {
-	if s, _ := v.(string); !strings.HasPrefix(s, "/") {
-		return errors.New(`must start with "/"`)
 	}
 	return nil
 }
@@ -131,16 +102,10 @@ and ` + "`channel.header: [\"Authorization: Bearer <token>\"]`" + `.`,
 		Fields: []spec.Field{
 			spec.NewString(fAddress, "Host and port to listen on. Use 0.0.0.0:8083 to accept connections from the network.").
 				WithDefault(DefaultAddress).WithExamples("0.0.0.0:8083"),
-			spec.NewString(fBasePath, "Path of the FHIR base.").WithDefault(DefaultBasePath).WithLint(basePath),
-			spec.NewStrings(fTokens, "Bearer tokens accepted. Empty accepts requests without a token: keep such a listener on loopback.").
-				AsOptional().AsSecret().WithExamples([]any{"${OSPREY_FHIR_TOKEN}"}),
-			spec.NewObject(fTLS, "Serve HTTPS instead of HTTP. Omit for plain HTTP.",
-				spec.NewString(fCertFile, "PEM file with the server certificate chain."),
-				spec.NewString(fKeyFile, "PEM file with the server private key."),
-				spec.NewString(fClientCAFile, "PEM file with the CAs client certificates must chain to; setting it requires every client to present one.").AsOptional(),
-				spec.NewString(fMinVersion, "Lowest TLS version accepted.").WithDefault("1.2").WithEnum("1.2", "1.3"),
-			).AsOptional(),
-			spec.NewBytes(fMaxBodySize, "Largest request body accepted; a larger one is answered 413.").WithDefault("16MiB").WithLint(positiveSize),
+			spec.NewString(fBasePath, "Path of the FHIR base.").WithDefault(DefaultBasePath).WithLint(speclint.BasePath),
+			bearer.TokensField(fTokens, "", "${OSPREY_FHIR_TOKEN}"),
+			tlsconf.HTTPS().Field(),
+			spec.NewBytes(fMaxBodySize, "Largest request body accepted; a larger one is answered 413.").WithDefault("16MiB").WithLint(speclint.PositiveSize),
 			spec.NewStrings(fResourceTypes, "Resource types accepted (list Bundle to take Bundles). Empty accepts every type.").
 				AsOptional().WithLint(resourceTypes).WithExamples([]any{"ServiceRequest", "Bundle"}),
 		},
@@ -190,34 +155,27 @@ Credentials are one of a static bearer ` + "`token`" + `, HTTP basic, or OAuth2 
 (SMART Backend Services with a client secret): the token is fetched at the first send, kept
 until shortly before it expires, and fetched again at once when the server answers 401.`,
 		Fields: []spec.Field{
-			spec.NewString(fURL, "FHIR service base of the server.").WithLint(httpURL).WithExamples("https://ehr.example.org/fhir/R4"),
+			spec.NewString(fURL, "FHIR service base of the server.").WithLint(speclint.HTTPURL).WithExamples("https://ehr.example.org/fhir/R4"),
 			spec.NewObject(fAuth, "Credentials: one of token, username and password, or oauth2. Omit for none.",
 				spec.NewString(fToken, "Bearer token sent as `Authorization: Bearer ...`.").AsOptional().AsSecret(),
 				spec.NewString(fUsername, "User name for HTTP basic authentication.").AsOptional(),
 				spec.NewString(fPassword, "Password for HTTP basic authentication.").AsOptional().AsSecret(),
 				spec.NewObject(fOAuth2, "OAuth2 client-credentials grant.",
-					spec.NewString(fTokenURL, "Token endpoint.").WithLint(httpURL).WithExamples("https://auth.example.org/oauth2/token"),
+					spec.NewString(fTokenURL, "Token endpoint.").WithLint(speclint.HTTPURL).WithExamples("https://auth.example.org/oauth2/token"),
 					spec.NewString(fClientID, "Client id."),
 					spec.NewString(fClientSecret, "Client secret.").AsSecret(),
 					spec.NewStrings(fScopes, "Scopes asked for.").AsOptional().WithExamples([]any{"system/*.write"}),
 					spec.NewMap(fParams, "Extra form values for the token request, such as audience.").AsOptional().AsAdvanced(),
 				).AsOptional(),
 			).AsOptional(),
-			spec.NewDuration(fTimeout, "How long one request may take, token requests included.").WithDefault("60s").WithLint(positiveDuration),
+			spec.NewDuration(fTimeout, "How long one request may take, token requests included.").WithDefault("60s").WithLint(speclint.PositiveDuration),
 			spec.NewString(fConditional, "Conditional create for single resources: none (only from fhir.if_none_exist metadata) or identifier (from the resource's first identifier).").
 				WithDefault(ConditionalNone).WithEnum(ConditionalNone, ConditionalIdentifier),
 			spec.NewString(fPrefer, "What the server is asked to return (`Prefer: return=...`).").
 				WithDefault("OperationOutcome").WithEnum("OperationOutcome", "minimal", "representation").AsAdvanced(),
 			spec.NewMap(fHeaders, "Extra headers sent with every request.").AsOptional().AsAdvanced(),
 			spec.NewInt(fParallelism, "Messages in flight at once on an unordered channel.").WithDefault(DefaultParallelism).WithLint(positiveInt).AsAdvanced(),
-			spec.NewObject(fTLS, "TLS settings for an https:// server and token endpoint. Omit to use the system roots.",
-				spec.NewString(fCAFile, "PEM file with the CAs that sign the server's certificate; the system roots when omitted.").AsOptional(),
-				spec.NewString(fCertFile, "PEM file with a client certificate, for servers that require one.").AsOptional(),
-				spec.NewString(fKeyFile, "PEM file with the client certificate's private key.").AsOptional(),
-				spec.NewString(fServerName, "Name to verify in the server's certificate, when it differs from the URL's host.").AsOptional().AsAdvanced(),
-				spec.NewBool(fInsecure, "Accept any server certificate. Never in production.").WithDefault(false).AsAdvanced(),
-				spec.NewString(fMinVersion, "Lowest TLS version accepted.").WithDefault("1.2").WithEnum("1.2", "1.3"),
-			).AsOptional(),
+			clientTLS.Field(),
 		},
 		Examples: []spec.Example{
 			{
@@ -256,10 +214,7 @@ func sourceConfig(p *spec.Parsed) SourceConfig {
 		MaxBodySize:   p.Bytes(fMaxBodySize),
 		ResourceTypes: p.Strings(fResourceTypes),
 	}
-	if p.Has(fTLS) {
-		t := p.Object(fTLS)
-		cfg.TLS = &ServerTLS{CertFile: t.String(fCertFile), KeyFile: t.String(fKeyFile), ClientCAFile: t.String(fClientCAFile), MinVersion: t.String(fMinVersion)}
-	}
+	cfg.TLS = tlsconf.HTTPS().Parse(p)
 	return cfg
 }
 
@@ -281,10 +236,6 @@ func destinationConfig(p *spec.Parsed) DestinationConfig {
 				Scopes: o.Strings(fScopes), Params: o.Map(fParams)}
 		}
 	}
-	if p.Has(fTLS) {
-		t := p.Object(fTLS)
-		cfg.TLS = &ClientTLS{CAFile: t.String(fCAFile), CertFile: t.String(fCertFile), KeyFile: t.String(fKeyFile),
-			ServerName: t.String(fServerName), InsecureSkipVerify: t.Bool(fInsecure), MinVersion: t.String(fMinVersion)}
-	}
+	cfg.TLS = clientTLS.Parse(p)
 	return cfg
 }

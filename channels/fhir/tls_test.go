@@ -1,70 +1,20 @@
 package fhir_test
 
 import (
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
-	"math/big"
-	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/osprey-health/osprey/channels/fhir"
+	"github.com/osprey-health/osprey/channels/internal/tlsconf/tlsconftest"
 )
 
-// selfSigned writes a certificate for 127.0.0.1, good for server and client use, and its
-// key, returning the file names and a pool holding the certificate.
-func selfSigned(t *testing.T) (certFile, keyFile string, pool *x509.CertPool) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "osprey-test"},
-		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, IsCA: true, BasicConstraintsValid: true,
-		KeyUsage:    x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth, x509.ExtKeyUsageClientAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kb, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	dir := t.TempDir()
-	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	c, _ := x509.ParseCertificate(der)
-	pool = x509.NewCertPool()
-	pool.AddCert(c)
-	return certFile, keyFile, pool
-}
-
 func TestDestinationTLS(t *testing.T) {
-	certFile, keyFile, pool := selfSigned(t)
-	kp, err := tls.LoadX509KeyPair(certFile, keyFile)
-	if err != nil {
-		t.Fatal(err)
-	}
+	pki := tlsconftest.New(t, "osprey")
 	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if len(r.TLS.PeerCertificates) == 0 {
 			w.WriteHeader(http.StatusForbidden)
@@ -72,7 +22,7 @@ func TestDestinationTLS(t *testing.T) {
 		}
 		w.WriteHeader(http.StatusCreated)
 	}))
-	srv.TLS = &tls.Config{Certificates: []tls.Certificate{kp}, ClientCAs: pool, ClientAuth: tls.RequireAndVerifyClientCert}
+	srv.TLS = &tls.Config{Certificates: []tls.Certificate{pki.Server}, ClientCAs: pki.Pool, ClientAuth: tls.RequireAndVerifyClientCert}
 	srv.StartTLS()
 	t.Cleanup(srv.Close)
 
@@ -81,9 +31,9 @@ func TestDestinationTLS(t *testing.T) {
 		tls  *fhir.ClientTLS
 		ok   bool
 	}{
-		{"private CA and client certificate", &fhir.ClientTLS{CAFile: certFile, CertFile: certFile, KeyFile: keyFile}, true},
+		{"private CA and client certificate", &fhir.ClientTLS{CAFile: pki.CAFile, CertFile: pki.ClientCert, KeyFile: pki.ClientKey}, true},
 		{"system roots do not know the CA", nil, false},
-		{"no client certificate", &fhir.ClientTLS{CAFile: certFile}, false},
+		{"no client certificate", &fhir.ClientTLS{CAFile: pki.CAFile}, false},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -103,11 +53,11 @@ func TestDestinationTLS(t *testing.T) {
 }
 
 func TestSourceTLS(t *testing.T) {
-	certFile, keyFile, pool := selfSigned(t)
+	pki := tlsconftest.New(t, "ehr")
 	sk := &sink{}
-	base := runSource(t, fhir.SourceConfig{TLS: &fhir.ServerTLS{CertFile: certFile, KeyFile: keyFile}}, sk)
+	base := runSource(t, fhir.SourceConfig{TLS: &fhir.ServerTLS{CertFile: pki.ServerCert, KeyFile: pki.ServerKey}}, sk)
 	base = strings.Replace(base, "http://", "https://", 1)
-	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}}}
+	client := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pki.Pool}}}
 	resp, err := client.Post(base+"/Patient", "application/fhir+json", strings.NewReader(patientJSON))
 	if err != nil {
 		t.Fatalf("POST over TLS: %v", err)

@@ -118,7 +118,9 @@ func (d *Destination) Provision(context.Context) error {
 func (d *Destination) tls() (*tls.Config, error) {
 	d.tlsOnce.Do(func() {
 		if d.cfg.TLS != nil {
-			d.tlsConf, d.tlsErr = d.cfg.TLS.Config()
+			if d.tlsConf, d.tlsErr = d.cfg.TLS.Config(); d.tlsErr != nil {
+				d.tlsErr = fmt.Errorf("mllp: destination tls: %w", d.tlsErr)
+			}
 		}
 	})
 	return d.tlsConf, d.tlsErr

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/osprey-health/osprey/channels/internal/tlsconf/tlsconftest"
 	"github.com/osprey-health/osprey/channels/mllp"
 	"github.com/osprey-health/osprey/engine"
 )
@@ -422,14 +423,14 @@ func TestDestinationInvalidMessage(t *testing.T) {
 }
 
 func TestDestinationTLS(t *testing.T) {
-	pki := newCerts(t, "osprey")
+	pki := tlsconftest.New(t, "osprey")
 	sink := &acceptAll{}
 	addr, _ := runSource(t, mllp.SourceConfig{TLS: &mllp.ServerTLS{
-		CertFile: pki.serverCert, KeyFile: pki.serverKey, ClientCAFile: pki.caFile, RequireClientCert: true,
+		CertFile: pki.ServerCert, KeyFile: pki.ServerKey, ClientCAFile: pki.CAFile, RequireClientCert: true,
 	}}, sink)
 	t.Run("trusted", func(t *testing.T) {
 		d := newDest(t, mllp.DestinationConfig{Address: addr, TLS: &mllp.ClientTLS{
-			CAFile: pki.caFile, CertFile: pki.clientCert, KeyFile: pki.clientKey,
+			CAFile: pki.CAFile, CertFile: pki.ClientCert, KeyFile: pki.ClientKey,
 		}})
 		for _, id := range []string{"TLS1", "TLS2", "TLS3"} {
 			if reply, err := send(t, d, id); err != nil || reply.Summary != "AA" {
@@ -448,9 +449,9 @@ func TestDestinationTLS(t *testing.T) {
 		}
 	})
 	t.Run("unknown server CA", func(t *testing.T) {
-		other := newCerts(t, "x")
+		other := tlsconftest.New(t, "x")
 		d := newDest(t, mllp.DestinationConfig{Address: addr, TLS: &mllp.ClientTLS{
-			CAFile: other.caFile, CertFile: pki.clientCert, KeyFile: pki.clientKey,
+			CAFile: other.CAFile, CertFile: pki.ClientCert, KeyFile: pki.ClientKey,
 		}})
 		if _, err := send(t, d, "TLS2"); err == nil || !strings.Contains(err.Error(), "certificate") {
 			t.Fatalf("Send to a server signed by an unknown CA = %v, want a certificate error", err)

@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/osprey-health/osprey/channels/internal/tlsconf"
 	"github.com/osprey-health/osprey/engine"
 	"github.com/osprey-health/osprey/engine/hl7v2"
 )
@@ -131,22 +132,13 @@ func (s *Source) Listen() error {
 	if s.ln != nil {
 		return nil
 	}
-	var tlsConf *tls.Config
-	if s.cfg.TLS != nil {
-		var err error
-		if tlsConf, err = s.cfg.TLS.Config(); err != nil {
-			return err
-		}
-	}
-	ln, err := net.Listen("tcp", s.cfg.Address)
+	// NewSource validated the TLS settings mllp adds to tlsconf's.
+	ln, err := tlsconf.Listen(s.cfg.Address, s.cfg.TLS.server())
 	if err != nil {
-		return fmt.Errorf("mllp: listen %s: %w", s.cfg.Address, err)
-	}
-	if tlsConf != nil {
-		ln = tls.NewListener(ln, tlsConf)
+		return fmt.Errorf("mllp: %w", err)
 	}
 	s.ln = ln
-	s.log.Info("listening", "address", ln.Addr().String(), "tls", tlsConf != nil)
+	s.log.Info("listening", "address", ln.Addr().String(), "tls", s.cfg.TLS != nil)
 	return nil
 }
 

@@ -15,6 +15,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/osprey-health/osprey/channels/internal/tlsconf/tlsconftest"
 	"github.com/osprey-health/osprey/channels/mllp"
 	"github.com/osprey-health/osprey/engine"
 	"github.com/osprey-health/osprey/engine/hl7v2"
@@ -305,17 +306,17 @@ func TestSourceGracefulStop(t *testing.T) {
 }
 
 func TestSourceTLSClientCertificates(t *testing.T) {
-	pki := newCerts(t, "ris-prod")
+	pki := tlsconftest.New(t, "ris-prod")
 	sink := &acceptAll{}
 	addr, _ := runSource(t, mllp.SourceConfig{TLS: &mllp.ServerTLS{
-		CertFile: pki.serverCert, KeyFile: pki.serverKey,
-		ClientCAFile: pki.caFile, RequireClientCert: true,
+		CertFile: pki.ServerCert, KeyFile: pki.ServerKey,
+		ClientCAFile: pki.CAFile, RequireClientCert: true,
 	}}, sink)
 
 	t.Run("with certificate", func(t *testing.T) {
 		c, err := mllp.Dial(context.Background(), mllp.ClientConfig{
 			Address: addr,
-			TLS:     &tls.Config{RootCAs: pki.pool, Certificates: []tls.Certificate{pki.client}},
+			TLS:     &tls.Config{RootCAs: pki.Pool, Certificates: []tls.Certificate{pki.Client}},
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -332,7 +333,7 @@ func TestSourceTLSClientCertificates(t *testing.T) {
 	})
 	t.Run("without certificate", func(t *testing.T) {
 		c, err := mllp.Dial(context.Background(), mllp.ClientConfig{
-			Address: addr, TLS: &tls.Config{RootCAs: pki.pool}, AckTimeout: waitFor,
+			Address: addr, TLS: &tls.Config{RootCAs: pki.Pool}, AckTimeout: waitFor,
 		})
 		if err == nil {
 			// TLS 1.3 finishes the client side of the handshake before the server has checked
@@ -399,28 +400,14 @@ func TestSourceListenErrors(t *testing.T) {
 }
 
 func TestSourceTLSReloadsRenewedCertificate(t *testing.T) {
-	old, renewed := newCerts(t, "c1"), newCerts(t, "c2")
+	old, renewed := tlsconftest.New(t, "c1"), tlsconftest.New(t, "c2")
 	certFile, keyFile := filepath.Join(t.TempDir(), "server.crt"), filepath.Join(t.TempDir(), "server.key")
-	install := func(pki *certs, mod time.Time) {
-		for src, dst := range map[string]string{pki.serverCert: certFile, pki.serverKey: keyFile} {
-			b, err := os.ReadFile(src)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := os.WriteFile(dst, b, 0o600); err != nil {
-				t.Fatal(err)
-			}
-			if err := os.Chtimes(dst, mod, mod); err != nil {
-				t.Fatal(err)
-			}
-		}
-	}
-	install(old, time.Now().Add(-time.Hour))
+	old.InstallServer(t, certFile, keyFile, time.Now().Add(-time.Hour))
 	addr, _ := runSource(t, mllp.SourceConfig{TLS: &mllp.ServerTLS{CertFile: certFile, KeyFile: keyFile}}, &acceptAll{})
 
 	roots := x509.NewCertPool()
-	roots.AppendCertsFromPEM(mustRead(t, old.caFile))
-	roots.AppendCertsFromPEM(mustRead(t, renewed.caFile))
+	roots.AppendCertsFromPEM(mustRead(t, old.CAFile))
+	roots.AppendCertsFromPEM(mustRead(t, renewed.CAFile))
 	servedBy := func() string {
 		c, err := tls.Dial("tcp", addr, &tls.Config{RootCAs: roots})
 		if err != nil {
@@ -429,14 +416,14 @@ func TestSourceTLSReloadsRenewedCertificate(t *testing.T) {
 		defer c.Close()
 		return string(c.ConnectionState().PeerCertificates[0].Raw)
 	}
-	leaf := func(pki *certs) string {
-		b, _ := pem.Decode(mustRead(t, pki.serverCert))
+	leaf := func(pki *tlsconftest.PKI) string {
+		b, _ := pem.Decode(mustRead(t, pki.ServerCert))
 		return string(b.Bytes)
 	}
 	if servedBy() != leaf(old) {
 		t.Fatal("source does not serve the installed certificate")
 	}
-	install(renewed, time.Now())
+	renewed.InstallServer(t, certFile, keyFile, time.Now())
 	if servedBy() != leaf(renewed) {
 		t.Error("source still serves the old certificate after the files were renewed")
 	}

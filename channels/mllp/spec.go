@@ -5,6 +5,7 @@ import (
 	"math"
 	"time"
 
+	"github.com/osprey-health/osprey/channels/internal/tlsconf"
 	"github.com/osprey-health/osprey/engine"
 	"github.com/osprey-health/osprey/engine/spec"
 )
@@ -13,14 +14,6 @@ import (
 const (
 	fAddress        = "address"
 	fTLS            = "tls"
-	fCertFile       = "cert_file"
-	fKeyFile        = "key_file"
-	fClientCAFile   = "client_ca_file"
-	fRequireClient  = "require_client_cert"
-	fMinVersion     = "min_version"
-	fCAFile         = "ca_file"
-	fServerName     = "server_name"
-	fInsecure       = "insecure_skip_verify"
 	fMaxMessageSize = "max_message_size"
 	fIdleTimeout    = "idle_timeout"
 	fMaxConnections = "max_connections"
@@ -41,6 +34,23 @@ func init() {
 		return NewDestination(destinationConfig(conf), res)
 	})
 }
+
+// The tls objects of source.mllp and destination.mllp.
+var (
+	serverTLS = tlsconf.ServerSpec{
+		Name:        fTLS,
+		Desc:        "Serve TLS instead of plain TCP. Omit for plain TCP.",
+		ClientCA:    "PEM file with the CAs client certificates must chain to; setting it turns on client certificate verification.",
+		RequireCert: "Refuse clients that present no valid certificate (needs client_ca_file).",
+	}
+	clientTLS = tlsconf.ClientSpec{
+		Name:       fTLS,
+		Desc:       "Connect with TLS. Omit for plain TCP.",
+		Peer:       "receiver",
+		ServerName: "Name to verify in the receiver's certificate, when it differs from the address's host.",
+		MinVersion: true,
+	}
+)
 
 func nonNegative(v any) error {
 	switch x := v.(type) {
@@ -103,13 +113,7 @@ accepted.`,
 		Fields: []spec.Field{
 			spec.NewString(fAddress, "Host and port to listen on. Use 0.0.0.0:2575 to accept connections from the network.").
 				WithDefault(DefaultAddress).WithExamples("0.0.0.0:2575", "10.1.2.3:6661"),
-			spec.NewObject(fTLS, "Serve TLS instead of plain TCP. Omit for plain TCP.",
-				spec.NewString(fCertFile, "PEM file with the server certificate chain."),
-				spec.NewString(fKeyFile, "PEM file with the server private key."),
-				spec.NewString(fClientCAFile, "PEM file with the CAs client certificates must chain to; setting it turns on client certificate verification.").AsOptional(),
-				spec.NewBool(fRequireClient, "Refuse clients that present no valid certificate (needs client_ca_file).").WithDefault(false),
-				spec.NewString(fMinVersion, "Lowest TLS version accepted.").WithDefault("1.2").WithEnum("1.2", "1.3"),
-			).AsOptional(),
+			serverTLS.Field(),
 			spec.NewBytes(fMaxMessageSize, "Largest message accepted. A larger one is answered AR and its connection closed.").
 				WithDefault("16MiB").WithLint(sizeLimit).AsAdvanced(),
 			spec.NewDuration(fIdleTimeout, "Close a connection that has sent nothing for this long; 0 keeps idle connections forever.").
@@ -161,14 +165,7 @@ retried with a doubling backoff from ` + "`reconnect_backoff`" + ` up to ` + "`m
 			spec.NewDuration(fConnectTimeout, "How long a connection attempt (TCP and TLS handshake) may take.").WithDefault("10s").WithLint(positive),
 			spec.NewInt(fConnections, "Connections kept open. Ordered channels send one message at a time and use one; unordered channels may have this many messages in flight.").
 				WithDefault(1).WithLint(positive),
-			spec.NewObject(fTLS, "Connect with TLS. Omit for plain TCP.",
-				spec.NewString(fCAFile, "PEM file with the CAs that sign the receiver's certificate; the system roots when omitted.").AsOptional(),
-				spec.NewString(fCertFile, "PEM file with a client certificate, for receivers that require one.").AsOptional(),
-				spec.NewString(fKeyFile, "PEM file with the client certificate's private key.").AsOptional(),
-				spec.NewString(fServerName, "Name to verify in the receiver's certificate, when it differs from the address's host.").AsOptional(),
-				spec.NewBool(fInsecure, "Accept any receiver certificate. Never in production.").WithDefault(false).AsAdvanced(),
-				spec.NewString(fMinVersion, "Lowest TLS version accepted.").WithDefault("1.2").WithEnum("1.2", "1.3"),
-			).AsOptional(),
+			clientTLS.Field(),
 			spec.NewDuration(fKeepAlive, "TCP keep-alive probe period, which finds connections a firewall dropped silently; 0 turns probes off.").
 				WithDefault("30s").WithLint(nonNegative).AsAdvanced(),
 			spec.NewDuration(fBackoff, "Wait after a failed connect, doubled after each further failure.").WithDefault("1s").WithLint(positive).AsAdvanced(),
@@ -204,15 +201,9 @@ func sourceConfig(p *spec.Parsed) SourceConfig {
 		MaxConnections: p.Int(fMaxConnections),
 		AckMode:        AckMode(p.String(fAckMode)),
 	}
-	if p.Has(fTLS) {
-		t := p.Object(fTLS)
-		cfg.TLS = &ServerTLS{
-			CertFile:          t.String(fCertFile),
-			KeyFile:           t.String(fKeyFile),
-			ClientCAFile:      t.String(fClientCAFile),
-			RequireClientCert: t.Bool(fRequireClient),
-			MinVersion:        t.String(fMinVersion),
-		}
+	if t := serverTLS.Parse(p); t != nil {
+		cfg.TLS = &ServerTLS{CertFile: t.CertFile, KeyFile: t.KeyFile, ClientCAFile: t.ClientCAFile,
+			RequireClientCert: !t.OptionalClientCert, MinVersion: t.MinVersion}
 	}
 	return cfg
 }
@@ -228,16 +219,6 @@ func destinationConfig(p *spec.Parsed) DestinationConfig {
 		ReconnectBackoff: p.Duration(fBackoff),
 		MaxBackoff:       p.Duration(fMaxBackoff),
 	}
-	if p.Has(fTLS) {
-		t := p.Object(fTLS)
-		cfg.TLS = &ClientTLS{
-			CAFile:             t.String(fCAFile),
-			CertFile:           t.String(fCertFile),
-			KeyFile:            t.String(fKeyFile),
-			ServerName:         t.String(fServerName),
-			InsecureSkipVerify: t.Bool(fInsecure),
-			MinVersion:         t.String(fMinVersion),
-		}
-	}
+	cfg.TLS = clientTLS.Parse(p)
 	return cfg
 }

@@ -76,7 +76,7 @@ func NewClient(base string, cfg ClientConfig) (*Client, error) {
 	if cfg.TLS != nil {
 		tc, err := cfg.TLS.Config()
 		if err != nil {
-			return nil, fmt.Errorf("dicomweb: client tls: %%w", err)
+			return nil, fmt.Errorf("dicomweb: client tls: %w", err)
 		}
 		tr.TLSClientConfig = tc
 	}

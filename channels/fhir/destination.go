@@ -119,7 +119,7 @@ func NewDestination(cfg DestinationConfig, res engine.Resources) (*Destination, 
 	if cfg.TLS != nil {
 		tc, err := cfg.TLS.Config()
 		if err != nil {
-			return nil, fmt.Errorf("fhir: destination tls: %%w", err)
+			return nil, fmt.Errorf("fhir: destination tls: %w", err)
 		}
 		tr.TLSClientConfig = tc
 	}

@@ -84,9 +84,10 @@ func (ch *channel) route(o *outcome, env rules.Env, sum *dicom.StudySummary, ord
 	// sent) is not analysed again by a plugin that already saw the same images: without
 	// this, every SR sent back to the PACS would bring the study back, and another SR.
 	var fresh, seen []string
+	images := imageInstances(protocolStudy(sum))
 	for _, name := range picked {
 		// Reprocessing a message asks the plugins again: that is what the analyst wants.
-		if prior := ch.priorJob(sum, name); prior != "" && o.rec.ReprocessOf == "" {
+		if prior := ch.priorJob(sum.StudyInstanceUID, images, name); prior != "" && o.rec.ReprocessOf == "" {
 			seen = append(seen, fmt.Sprintf("%s (job %s)", name, prior))
 			continue
 		}
@@ -112,16 +113,15 @@ func (ch *channel) route(o *outcome, env rules.Env, sum *dicom.StudySummary, ord
 }
 
 // priorJob returns the id of an answered job of plugin, made for another message, that saw
-// exactly the images of sum (non-image series such as SR left out), or "" when there is none or the
+// exactly the images want (see imageInstances), or "" when there is none or the
 // store cannot say (then the study is analysed: a second analysis is better than none).
-func (ch *channel) priorJob(sum *dicom.StudySummary, plugin string) string {
+func (ch *channel) priorJob(studyUID string, want []string, plugin string) string {
 	ctx, cancel := context.WithTimeout(context.Background(), lookupTimeout)
 	defer cancel()
-	page, err := ch.e.opts.Store.Jobs(ctx, store.JobQuery{StudyUID: sum.StudyInstanceUID, Plugin: plugin, Limit: 20})
+	page, err := ch.e.opts.Store.Jobs(ctx, store.JobQuery{StudyUID: studyUID, Plugin: plugin, Limit: 20})
 	if err != nil {
 		return ""
 	}
-	want := imageInstances(protocolStudy(sum))
 	for _, j := range page.Jobs {
 		// Only an answer counts: a study whose job failed, timed out or is still open is
 		// analysed again when it is announced again.

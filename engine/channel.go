@@ -438,14 +438,19 @@ func (ch *channel) rejectTooLarge(ctx context.Context, m *Message, reprocessOf s
 	return Receipt{ID: m.ID, Verdict: Rejected, Reason: reason}, nil
 }
 
-// requeue publishes a dead letter's payload to its destination queue again.
-func (ch *channel) requeue(ctx context.Context, m store.Message, dest string) error {
-	var d *destination
-	for _, x := range ch.dests {
-		if x.name == dest {
-			d = x
+// destination returns the channel's destination called name, nil when there is none.
+func (ch *channel) destination(name string) *destination {
+	for _, d := range ch.dests {
+		if d.name == name {
+			return d
 		}
 	}
+	return nil
+}
+
+// requeue publishes a dead letter's payload to its destination queue again.
+func (ch *channel) requeue(ctx context.Context, m store.Message, dest string) error {
+	d := ch.destination(dest)
 	if d == nil {
 		return fmt.Errorf("destination %q is no longer configured: %w", dest, ErrBadRequest)
 	}

@@ -575,10 +575,8 @@ func (d *dispatcher) deliver(ctx context.Context, ch *channel, msg store.Message
 	hdr := map[string]string{hdrReceived: msg.ReceivedAt.UTC().Format(time.RFC3339Nano), hdrContentType: mappings.ContentType}
 	var targets []*destination
 	for _, name := range dests {
-		for _, dd := range ch.dests {
-			if dd.name == name {
-				targets = append(targets, dd)
-			}
+		if dd := ch.destination(name); dd != nil {
+			targets = append(targets, dd)
 		}
 	}
 	states := map[string]store.Delivery{}

@@ -80,12 +80,7 @@ func (e *Engine) Withdraw(ctx context.Context, messageID, reason string) (revisi
 	}
 	hdr := map[string]string{hdrReceived: d.Message.ReceivedAt.UTC().Format(time.RFC3339Nano), hdrContentType: mappings.ContentType}
 	for _, name := range rec.Destinations {
-		var dest *destination
-		for _, x := range ch.dests {
-			if x.name == name {
-				dest = x
-			}
-		}
+		dest := ch.destination(name)
 		if dest == nil {
 			return 0, fmt.Errorf("withdraw %s: destination %q is no longer configured: %w", messageID, name, ErrBadRequest)
 		}

@@ -1,13 +1,12 @@
 package hl7v2
 
 import (
-	"bytes"
-	"encoding/json"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/osprey-health/osprey/engine/hl7v2/pyhl7test"
 )
 
 // pythonHL7 asks python-hl7 (the Debian python3-hl7 package, an independent parser) for
@@ -98,13 +97,7 @@ func leaves(m *Message) []leaf {
 }
 
 func TestAgainstPythonHL7(t *testing.T) {
-	const py = "/usr/bin/python3"
-	if err := exec.Command(py, "-c", "import hl7").Run(); err != nil {
-		if os.Getenv("OSPREY_TEST_REQUIRE_SERVICES") == "1" {
-			t.Fatalf("python3 with the hl7 module (Debian python3-hl7) is required: %v", err)
-		}
-		t.Skipf("skipping: %s with the hl7 module (Debian package python3-hl7) not available: %v", py, err)
-	}
+	py := pyhl7test.Find(t)
 	files, _ := filepath.Glob("testdata/corpus/*/*.hl7")
 	more, _ := filepath.Glob("testdata/messages/*.hl7")
 	var reqs []*pyRequest
@@ -134,22 +127,7 @@ func TestAgainstPythonHL7(t *testing.T) {
 			reqs = append(reqs, r)
 		}
 	}
-	in, err := json.Marshal(reqs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(py, "-c", pythonHL7)
-	cmd.Stdin = bytes.NewReader(in)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("python-hl7: %v\n%s", err, stderr.String())
-	}
-	var res []pyResult
-	if err := json.Unmarshal(out, &res); err != nil || len(res) != len(reqs) {
-		t.Fatalf("python-hl7 output: %v (%d results for %d messages)", err, len(res), len(reqs))
-	}
+	res := pyhl7test.Run[pyResult](t, py, pythonHL7, reqs)
 	compared := 0
 	for i, r := range reqs {
 		t.Run(strings.TrimPrefix(r.Name, "testdata/"), func(t *testing.T) {

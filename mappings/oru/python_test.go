@@ -1,15 +1,12 @@
 package oru_test
 
 import (
-	"bytes"
-	"encoding/json"
-	"os"
-	"os/exec"
 	"slices"
 	"strings"
 	"testing"
 
 	"github.com/osprey-health/osprey/engine/hl7v2"
+	"github.com/osprey-health/osprey/engine/hl7v2/pyhl7test"
 )
 
 // readHL7 reads the messages on stdin with python-hl7 (Debian python3-hl7), an independent
@@ -38,18 +35,6 @@ for req in json.load(sys.stdin):
 json.dump(out, sys.stdout)
 `
 
-func python(t *testing.T) string {
-	t.Helper()
-	const py = "/usr/bin/python3"
-	if err := exec.Command(py, "-c", "import hl7").Run(); err != nil {
-		if os.Getenv("OSPREY_TEST_REQUIRE_SERVICES") == "1" {
-			t.Fatalf("python3 with the hl7 module (Debian python3-hl7) is required: %v", err)
-		}
-		t.Skipf("skipping: %s with the hl7 module (Debian package python3-hl7) not available: %v", py, err)
-	}
-	return py
-}
-
 type pyRequest struct {
 	Data     []byte  `json:"data"`
 	Encoding string  `json:"encoding"`
@@ -65,7 +50,7 @@ type pyResult struct {
 // TestAgainstPythonHL7 reads every message of TestMap with python-hl7 and checks the same
 // values there, so a mistake shared by our builder and our parser cannot hide.
 func TestAgainstPythonHL7(t *testing.T) {
-	py := python(t)
+	py := pyhl7test.Find(t)
 	var reqs []pyRequest
 	var paths [][]string
 	for _, c := range cases {
@@ -93,22 +78,7 @@ func TestAgainstPythonHL7(t *testing.T) {
 		reqs = append(reqs, r)
 		paths = append(paths, keys)
 	}
-	in, err := json.Marshal(reqs)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(py, "-c", readHL7)
-	cmd.Stdin = bytes.NewReader(in)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("python-hl7: %v\n%s", err, stderr.String())
-	}
-	var res []pyResult
-	if err := json.Unmarshal(out, &res); err != nil || len(res) != len(reqs) {
-		t.Fatalf("python-hl7 output: %v (%d results for %d messages)", err, len(res), len(reqs))
-	}
+	res := pyhl7test.Run[pyResult](t, py, readHL7, reqs)
 	compared := 0
 	for i, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

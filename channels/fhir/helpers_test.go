@@ -131,11 +131,11 @@ func (s *sink) messages() []*engine.Message {
 	return append([]*engine.Message(nil), s.msgs...)
 }
 
-// corpus returns the path of a file in the test corpus (testdata/corpus), skipping the test when the
+// corpus returns the path of a file in the test corpus (engine/fhir/testdata/corpus), skipping the test when the
 // corpus is not there.
 func corpus(t *testing.T, rel string) string {
 	t.Helper()
-	p := filepath.Join("..", "..", "testdata", "corpus", rel)
+	p := filepath.Join("..", "..", "engine", "fhir", "testdata", "corpus", rel)
 	if _, err := os.Stat(p); err != nil {
 		if os.Getenv("OSPREY_TEST_REQUIRE_SERVICES") == "1" {
 			t.Fatalf("corpus file %s: %v", rel, err)

@@ -13,14 +13,14 @@ import (
 	drpb "github.com/google/fhir/go/proto/google/fhir/proto/r4/core/resources/diagnostic_report_go_proto"
 )
 
-// fhirCorpus returns the FHIR directory of the shared test corpus (OSPREY_CORPUS, default
-// testdata/corpus at the repository root). Without it the test skips, unless
+// fhirCorpus returns the FHIR directory of the test corpus (OSPREY_CORPUS, default
+// testdata/corpus in this package). Without it the test skips, unless
 // OSPREY_TEST_REQUIRE_SERVICES=1 says it must run.
 func fhirCorpus(t *testing.T) string {
 	t.Helper()
 	dir := os.Getenv("OSPREY_CORPUS")
 	if dir == "" {
-		dir = "../../testdata/corpus"
+		dir = "testdata/corpus"
 	}
 	dir = filepath.Join(dir, "fhir")
 	if _, err := os.Stat(dir); err != nil {

@@ -18,12 +18,12 @@ var (
 )
 
 // schemaFile is the R4 JSON schema of the shared test corpus (OSPREY_CORPUS, default
-// testdata/corpus at the repository root), or "" when it is absent and not required.
+// engine/fhir/testdata/corpus), or "" when it is absent and not required.
 func schemaFile(t *testing.T) string {
 	t.Helper()
 	dir := os.Getenv("OSPREY_CORPUS")
 	if dir == "" {
-		dir = "../../testdata/corpus"
+		dir = "../../engine/fhir/testdata/corpus"
 	}
 	path := filepath.Join(dir, "fhir", "schema", "fhir.schema.json")
 	if _, err := os.Stat(path); err != nil {

@@ -185,7 +185,7 @@ func TestValidators(t *testing.T) {
 // lines from DicomSRValidator, and an SR without its flags draws errors from dciodvfy.
 func TestValidatorsSeeProblems(t *testing.T) {
 	t.Run("pixelmed", func(t *testing.T) {
-		p := filepath.Join("..", "..", "testdata", "corpus", "dicom", "highdicom_ct_sr", "sr_document_tid1500.dcm")
+		p := filepath.Join("..", "..", "engine", "dicom", "testdata", "corpus", "dicom", "highdicom_ct_sr", "sr_document_tid1500.dcm")
 		if _, err := os.Stat(p); err != nil {
 			missing(t, "corpus file "+p+" not found")
 		}

@@ -5,12 +5,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"reflect"
 	"strings"
 	"testing"
@@ -20,152 +17,23 @@ import (
 	"github.com/suyashkumar/dicom/pkg/tag"
 
 	"github.com/osprey-health/osprey/channels/dicomweb"
+	"github.com/osprey-health/osprey/channels/dicomweb/orthanctest"
 	"github.com/osprey-health/osprey/engine"
 	"github.com/osprey-health/osprey/engine/dicom"
 )
 
-// Orthanc with its DICOMweb plugin, as Debian packages them (orthanc, orthanc-dicomweb).
-var orthancPlugins = []string{
-	"/usr/share/orthanc/plugins/libOrthancDicomWeb.so",
-	"/usr/lib/orthanc/libOrthancDicomWeb.so",
-}
-
 // skipOrFail skips a test whose service is absent, or fails it when CI requires services.
 func skipOrFail(t *testing.T, format string, args ...any) {
 	t.Helper()
-	if os.Getenv("OSPREY_TEST_REQUIRE_SERVICES") == "1" {
-		t.Fatalf(format+" (OSPREY_TEST_REQUIRE_SERVICES=1)", args...)
-	}
-	t.Skipf(format, args...)
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().(*net.TCPAddr).Port
-}
-
-// orthanc is one Orthanc process for a test.
-type orthanc struct {
-	url      string // REST root, http://127.0.0.1:port
-	dicomweb string // DICOMweb root
-}
-
-// startOrthanc runs Orthanc with a config of its own in a temp dir: loopback only, no
-// authentication, DICOMweb at /dicom-web/, StableAge 1 s, and the Lua script if given. It is
-// killed when the test ends.
-func startOrthanc(t *testing.T, port int, lua string) *orthanc {
-	t.Helper()
-	bin, err := exec.LookPath("Orthanc")
-	if err != nil {
-		skipOrFail(t, "Orthanc is not installed (apt-get install orthanc orthanc-dicomweb)")
-	}
-	plugin := ""
-	for _, p := range orthancPlugins {
-		if _, err := os.Stat(p); err == nil {
-			plugin = p
-			break
-		}
-	}
-	if plugin == "" {
-		skipOrFail(t, "Orthanc's DICOMweb plugin is not installed (apt-get install orthanc-dicomweb)")
-	}
-	dir := t.TempDir()
-	if port == 0 {
-		port = freePort(t)
-	}
-	conf := map[string]any{
-		"Name":                  "osprey-test",
-		"StorageDirectory":      filepath.Join(dir, "storage"),
-		"IndexDirectory":        filepath.Join(dir, "index"),
-		"HttpPort":              port,
-		"DicomPort":             freePort(t),
-		"RemoteAccessAllowed":   false,
-		"AuthenticationEnabled": false,
-		"StableAge":             1,
-		"Plugins":               []string{plugin},
-		"DicomWeb": map[string]any{
-			"Enable":     true,
-			"Root":       "/dicom-web/",
-			"EnableWado": true,
-			"WadoRoot":   "/wado",
-			"Ssl":        false,
-		},
-	}
-	if lua != "" {
-		p := filepath.Join(dir, "osprey-notify.lua")
-		if err := os.WriteFile(p, []byte(lua), 0o600); err != nil {
-			t.Fatal(err)
-		}
-		conf["LuaScripts"] = []string{p}
-	}
-	b, _ := json.MarshalIndent(conf, "", "  ")
-	confFile := filepath.Join(dir, "orthanc.json")
-	if err := os.WriteFile(confFile, b, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	logFile, err := os.Create(filepath.Join(dir, "orthanc.log"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(bin, confFile)
-	cmd.Stdout, cmd.Stderr = logFile, logFile
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start Orthanc: %v", err)
-	}
-	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-exited
-		logFile.Close()
-		if t.Failed() {
-			log, _ := os.ReadFile(logFile.Name())
-			t.Logf("Orthanc log:\n%s", lastLines(string(log), 40))
-		}
-	})
-	o := &orthanc{url: fmt.Sprintf("http://127.0.0.1:%d", port)}
-	o.dicomweb = o.url + "/dicom-web"
-	deadline := time.Now().Add(waitFor)
-	for {
-		resp, err := http.Get(o.url + "/system")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				break
-			}
-		}
-		select {
-		case <-exited:
-			log, _ := os.ReadFile(logFile.Name())
-			t.Fatalf("Orthanc exited at start:\n%s", lastLines(string(log), 40))
-		case <-time.After(50 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("Orthanc did not answer /system")
-		}
-	}
-	return o
-}
-
-func lastLines(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
+	orthanctest.Missing(t, format, args...)
 }
 
 // upload stores instances in Orthanc through its REST API (POST /instances), as a modality's
 // C-STORE would.
-func (o *orthanc) upload(t *testing.T, instances [][]byte) {
+func upload(t *testing.T, o *orthanctest.Server, instances [][]byte) {
 	t.Helper()
 	for i, in := range instances {
-		resp, err := http.Post(o.url+"/instances", "application/dicom", bytes.NewReader(in))
+		resp, err := http.Post(o.URL+"/instances", "application/dicom", bytes.NewReader(in))
 		if err != nil {
 			t.Fatalf("upload %d: %v", i, err)
 		}
@@ -206,18 +74,18 @@ func TestOrthancStudyReachesOsprey(t *testing.T) {
 	const hookToken = "orthanc-hook-token"
 	// Orthanc's port is chosen first: the notify source must know Orthanc's DICOMweb root,
 	// and the Lua script Orthanc loads must know the notify source's address.
-	port := freePort(t)
+	port := orthanctest.FreePort(t)
 	dicomwebURL := fmt.Sprintf("http://127.0.0.1:%d/dicom-web", port)
 	notified := newSink()
 	ns := runNotify(t, dicomweb.NotifyConfig{Tokens: []string{hookToken}, URL: dicomwebURL}, notified)
-	o := startOrthanc(t, port, luaFor(t, "http://"+ns.Addr().String()+"/notify", dicomwebURL, hookToken))
+	o := orthanctest.Start(t, port, luaFor(t, "http://"+ns.Addr().String()+"/notify", dicomwebURL, hookToken))
 
 	polled := newSink()
-	runPoller(t, newBroker(t), dicomweb.PollConfig{URL: o.dicomweb, Interval: 200 * time.Millisecond, WaitStable: true}, polled)
+	runPoller(t, newBroker(t), dicomweb.PollConfig{URL: o.DICOMweb, Interval: 200 * time.Millisecond, WaitStable: true}, polled)
 
 	ct := headCT(t, "orthanc", 3)
 	m := ct.Manifest
-	o.upload(t, instancesOf(ct))
+	upload(t, o, instancesOf(ct))
 
 	// What Osprey summarises from Orthanc's metadata must equal what it summarises from the
 	// instances themselves, Retrieve aside.
@@ -247,7 +115,7 @@ func TestOrthancStudyReachesOsprey(t *testing.T) {
 				t.Errorf("content type %q", msg.ContentType)
 			}
 			if sum.NumberOfInstances != 3 || sum.AccessionNumber != m.AccessionNumber || sum.PatientID != m.Patient.ID ||
-				len(sum.Series) != 1 || sum.Series[0].Modality != "CT" || sum.Retrieve.BaseURL != o.dicomweb {
+				len(sum.Series) != 1 || sum.Series[0].Modality != "CT" || sum.Retrieve.BaseURL != o.DICOMweb {
 				b, _ := json.Marshal(sum)
 				t.Errorf("summary %s", b)
 			}
@@ -255,7 +123,7 @@ func TestOrthancStudyReachesOsprey(t *testing.T) {
 	}
 
 	t.Run("metadata and frames from Orthanc", func(t *testing.T) {
-		c, err := dicomweb.NewClient(o.dicomweb, dicomweb.ClientConfig{})
+		c, err := dicomweb.NewClient(o.DICOMweb, dicomweb.ClientConfig{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -294,8 +162,8 @@ func TestOrthancStudyReachesOsprey(t *testing.T) {
 // TestOrthancDestination STOW-RS's an instance to Orthanc through destination.dicomweb and
 // finds it there by QIDO-RS; sending it again is delivered too (Orthanc keeps one copy).
 func TestOrthancDestination(t *testing.T) {
-	o := startOrthanc(t, 0, "")
-	d, err := dicomweb.NewDestination(dicomweb.DestinationConfig{URL: o.dicomweb}, engine.Resources{})
+	o := orthanctest.Start(t, 0, "")
+	d, err := dicomweb.NewDestination(dicomweb.DestinationConfig{URL: o.DICOMweb}, engine.Resources{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -310,7 +178,7 @@ func TestOrthancDestination(t *testing.T) {
 			t.Errorf("reply %s does not reference the instance", reply.Body)
 		}
 	}
-	c, _ := dicomweb.NewClient(o.dicomweb, dicomweb.ClientConfig{})
+	c, _ := dicomweb.NewClient(o.DICOMweb, dicomweb.ClientConfig{})
 	found, err := c.SearchInstances(context.Background(), ct.Manifest.StudyInstanceUID, url.Values{"SOPInstanceUID": {in.SOPInstanceUID}})
 	if err != nil || len(found) != 1 {
 		t.Fatalf("QIDO-RS found %d instances, err %v", len(found), err)
@@ -327,7 +195,7 @@ func TestOrthancDestination(t *testing.T) {
 // TestOrthancForwardStudy: a study STOW-RS'd to Osprey is forwarded, as a study message, to
 // Orthanc, where QIDO-RS then finds every instance.
 func TestOrthancForwardStudy(t *testing.T) {
-	o := startOrthanc(t, 0, "")
+	o := orthanctest.Start(t, 0, "")
 	sk := newSink()
 	src, _ := runSource(t, newBroker(t), dicomweb.SourceConfig{}, sk)
 	ct := headCT(t, "orthanc-forward", 4)
@@ -336,7 +204,7 @@ func TestOrthancForwardStudy(t *testing.T) {
 		t.Fatalf("status %d", status)
 	}
 	msg, _ := sk.wait(t, ct.Manifest.StudyInstanceUID)
-	d, err := dicomweb.NewDestination(dicomweb.DestinationConfig{URL: o.dicomweb}, engine.Resources{})
+	d, err := dicomweb.NewDestination(dicomweb.DestinationConfig{URL: o.DICOMweb}, engine.Resources{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -345,7 +213,7 @@ func TestOrthancForwardStudy(t *testing.T) {
 		t.Fatalf("forward: %v (%s)", err, reply.Summary)
 	}
 	t.Logf("reply %s %s", reply.Summary, reply.Body)
-	c, _ := dicomweb.NewClient(o.dicomweb, dicomweb.ClientConfig{})
+	c, _ := dicomweb.NewClient(o.DICOMweb, dicomweb.ClientConfig{})
 	found, err := c.SearchInstances(context.Background(), ct.Manifest.StudyInstanceUID, nil)
 	if err != nil || len(found) != 4 {
 		t.Fatalf("Orthanc holds %d instances of the study, want 4 (err %v)", len(found), err)

@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/osprey-health/osprey/channels/dicomweb/orthanctest"
 	"github.com/osprey-health/osprey/engine/dicom/synth"
 	"github.com/osprey-health/osprey/engine/fhir"
 	"github.com/osprey-health/osprey/engine/hl7v2"
@@ -39,19 +40,10 @@ const (
 	triageSRClass       = "1.2.840.10008.5.1.4.1.1.88.34"
 )
 
-// Orthanc with its DICOMweb plugin, as Debian packages them (orthanc, orthanc-dicomweb).
-var triageOrthancPlugins = []string{
-	"/usr/share/orthanc/plugins/libOrthancDicomWeb.so",
-	"/usr/lib/orthanc/libOrthancDicomWeb.so",
-}
-
 // triageMissing skips when a service or tool is absent, or fails when CI requires them.
 func triageMissing(t *testing.T, format string, args ...any) {
 	t.Helper()
-	if os.Getenv("OSPREY_TEST_REQUIRE_SERVICES") == "1" {
-		t.Fatalf(format+" (OSPREY_TEST_REQUIRE_SERVICES=1 requires it)", args...)
-	}
-	t.Skipf(format, args...)
+	orthanctest.Missing(t, format, args...)
 }
 
 // triagePort is the port of a free loopback address.
@@ -67,84 +59,6 @@ func triagePort(t *testing.T) (addr string, port int) {
 		t.Fatal(err)
 	}
 	return addr, port
-}
-
-// triageOrthanc starts Orthanc on httpPort with DICOMweb at /dicom-web/, loopback only and
-// without authentication, and returns its REST root. It is killed when the test ends.
-func triageOrthanc(t *testing.T, httpPort int) string {
-	t.Helper()
-	bin, err := exec.LookPath("Orthanc")
-	if err != nil {
-		triageMissing(t, "Orthanc is not installed (apt-get install orthanc orthanc-dicomweb)")
-	}
-	plugin := ""
-	for _, p := range triageOrthancPlugins {
-		if _, err := os.Stat(p); err == nil {
-			plugin = p
-			break
-		}
-	}
-	if plugin == "" {
-		triageMissing(t, "Orthanc's DICOMweb plugin is not installed (apt-get install orthanc-dicomweb)")
-	}
-	dir := t.TempDir()
-	_, dicomPort := triagePort(t)
-	conf, _ := json.Marshal(map[string]any{
-		"Name":                  "ich-triage-pacs",
-		"StorageDirectory":      filepath.Join(dir, "storage"),
-		"IndexDirectory":        filepath.Join(dir, "index"),
-		"HttpPort":              httpPort,
-		"DicomPort":             dicomPort,
-		"RemoteAccessAllowed":   false,
-		"AuthenticationEnabled": false,
-		"Plugins":               []string{plugin},
-		"DicomWeb":              map[string]any{"Enable": true, "Root": "/dicom-web/"},
-	})
-	confFile := filepath.Join(dir, "orthanc.json")
-	if err := os.WriteFile(confFile, conf, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	log := &syncBuffer{}
-	cmd := exec.Command(bin, confFile)
-	cmd.Stdout, cmd.Stderr = log, log
-	if err := cmd.Start(); err != nil {
-		t.Fatalf("start Orthanc: %v", err)
-	}
-	exited := make(chan struct{})
-	go func() { _ = cmd.Wait(); close(exited) }()
-	t.Cleanup(func() {
-		_ = cmd.Process.Kill()
-		<-exited
-		if t.Failed() {
-			t.Logf("Orthanc log:\n%s", triageTail(log.String(), 40))
-		}
-	})
-	root := fmt.Sprintf("http://127.0.0.1:%d", httpPort)
-	deadline := time.Now().Add(triageWait)
-	for {
-		if resp, err := http.Get(root + "/system"); err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return root
-			}
-		}
-		select {
-		case <-exited:
-			t.Fatalf("Orthanc exited at start:\n%s", triageTail(log.String(), 40))
-		case <-time.After(50 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("Orthanc did not answer %s/system", root)
-		}
-	}
-}
-
-func triageTail(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }
 
 // triageGet GETs a URL with an optional bearer token and decodes the JSON answer into v.
@@ -353,7 +267,7 @@ func TestICHTriageEndToEnd(t *testing.T) {
 	_, pacsPort := triagePort(t)
 	token := fmt.Sprintf("ich-triage-test-%d", time.Now().UnixNano())
 
-	rest := triageOrthanc(t, pacsPort)
+	rest := orthanctest.Start(t, pacsPort, "").URL
 	pacs := rest + "/dicom-web"
 	ospreyDICOMweb := "http://" + dicomwebAddr + "/dicom-web"
 	base := "http://" + admin

@@ -502,12 +502,14 @@ func publishRecord(ctx context.Context, b *broker.Broker, subject, id string, en
 // bigger than limit travels alone (and fails to publish with a clear error).
 func chunkEntries(entries []broker.Entry, limit int) [][]broker.Entry {
 	var out [][]broker.Entry
-	start := 0
+	start, sum := 0, 0 // sum: the EntrySize of entries[start:i]
 	for i := range entries {
-		if i > start && broker.RecordSize(entries[start:i+1]) > limit {
+		size := broker.EntrySize(&entries[i])
+		if i > start && broker.RecordOverhead(i+1-start)+sum+size > limit {
 			out = append(out, entries[start:i])
-			start = i
+			start, sum = i, 0
 		}
+		sum += size
 	}
 	if start < len(entries) {
 		out = append(out, entries[start:])

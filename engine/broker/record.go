@@ -77,12 +77,20 @@ func EncodeRecord(entries []Entry) []byte {
 // RecordSize is len(EncodeRecord(entries)), computed without encoding them: use it with
 // Broker.MaxRecord to split entries into records that fit.
 func RecordSize(entries []Entry) int {
-	n := len(recordMagic) + 1 + uvarintLen(uint64(len(entries))) + crc32.Size
+	n := RecordOverhead(len(entries))
 	for i := range entries {
 		n += entrySize(&entries[i])
 	}
 	return n
 }
+
+// EntrySize is the encoded size of e inside a record, and RecordOverhead what a record of n
+// entries adds to the sum of theirs: a caller filling records one entry at a time keeps a
+// running sum instead of sizing the whole record again for every entry.
+func EntrySize(e *Entry) int { return entrySize(e) }
+
+// RecordOverhead is the size of a record of n entries beyond the sum of their EntrySize.
+func RecordOverhead(n int) int { return len(recordMagic) + 1 + uvarintLen(uint64(n)) + crc32.Size }
 
 // entrySize is the encoded size of e inside a record.
 func entrySize(e *Entry) int {

@@ -178,9 +178,7 @@ func (ch *channel) planJob(msg store.Message, sum *dicom.StudySummary, order *st
 	if !protocol.ValidJobID(j.JobID) {
 		return plannedJob{}, fmt.Errorf("job id %q is not a single NATS token", j.JobID)
 	}
-	if tk, ok := ch.source.(StudyTokens); ok {
-		j.DICOMweb.Token, j.DICOMweb.TokenExpires = tk.StudyToken(sum.StudyInstanceUID, p.Timeout+tokenSlack)
-	}
+	j.DICOMweb.Token, j.DICOMweb.TokenExpires = ch.jobToken(sum.StudyInstanceUID, p.Timeout+tokenSlack)
 	body, err := json.Marshal(j)
 	if err != nil {
 		return plannedJob{}, err
@@ -189,7 +187,7 @@ func (ch *channel) planJob(msg store.Message, sum *dicom.StudySummary, order *st
 	// than terminated by every plugin.
 	if err := protocol.ValidateJob(body); err != nil {
 		if j.DICOMweb.Token == "" {
-			err = fmt.Errorf("%w (source %s does not serve its studies with scoped tokens)", err, ch.cfg.Source.Name)
+			err = fmt.Errorf("%w (source %s does not serve its studies with scoped tokens: set the channel's plugin_token)", err, ch.cfg.Source.Name)
 		}
 		return plannedJob{}, err
 	}
@@ -203,6 +201,15 @@ func (ch *channel) planJob(msg store.Message, sum *dicom.StudySummary, order *st
 		StudyUID: sum.StudyInstanceUID, Accession: sum.AccessionNumber, Mode: p.Mode, Attempt: attempt,
 		Status: store.JobQueued, CreatedAt: now, UpdatedAt: now, Deadline: j.Deadline, Request: req}
 	return plannedJob{rec: rec, body: body}, nil
+}
+
+// jobToken is the credential a job carries: a token scoped to the study when the source
+// mints them, else the channel's plugin_token (which does not expire with the job).
+func (ch *channel) jobToken(studyUID string, ttl time.Duration) (string, time.Time) {
+	if tk, ok := ch.source.(StudyTokens); ok {
+		return tk.StudyToken(studyUID, ttl)
+	}
+	return ch.cfg.PluginToken, time.Time{}
 }
 
 // protocolStudy lists what a plugin may fetch. Patient attributes stay behind: the job

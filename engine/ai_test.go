@@ -583,3 +583,64 @@ func TestWithdrawSendsANewRevisionToTheSameDestinations(t *testing.T) {
 		t.Errorf("withdraw of nothing: %v, want ErrNotFound", err)
 	}
 }
+
+// A source that does not mint scoped tokens (a PACS's notifications): jobs carry the
+// channel's plugin_token, and without one the study fails at the route stage, saying why.
+func TestPluginTokenForSourcesWithoutScopedTokens(t *testing.T) {
+	channel := func(token string) string {
+		return `
+  - name: pacs-studies
+    source: {push: {}}
+    plugin_token: "` + token + `"
+    plugins:
+      - name: ich
+        mode: silent
+    route:
+      - when: 'study.Modality == "CT"'
+        plugins: [ich]
+    destinations:
+      - name: out
+        capture: {key: out}
+`
+	}
+	t.Run("with a token", func(t *testing.T) {
+		br := brokertest.New(t)
+		h := newHarnessOn(t, br, channel("pacs-read-token"))
+		rec := sendStudy(t, h, studyJSON(t, "ACC7", "CT", "HEAD", "CT HEAD"))
+		if rec.Verdict != engine.Accepted {
+			t.Fatalf("receipt %+v", rec)
+		}
+		var job protocol.Job
+		waitFor(t, "the job published", 10*time.Second, func() bool {
+			s, err := br.Broker.JetStream().Stream(context.Background(), protocol.JobsStream("ich"))
+			if err != nil {
+				return false
+			}
+			m, err := s.GetLastMsgForSubject(context.Background(), protocol.JobsSubject("ich"))
+			return err == nil && json.Unmarshal(m.Data, &job) == nil
+		})
+		if job.DICOMweb.Token != "pacs-read-token" || !job.DICOMweb.TokenExpires.IsZero() {
+			t.Errorf("job token %q expiring %v, want the channel's plugin_token", job.DICOMweb.Token, job.DICOMweb.TokenExpires)
+		}
+	})
+	t.Run("without", func(t *testing.T) {
+		h := newHarnessOn(t, brokertest.New(t), channel(""))
+		rec := sendStudy(t, h, studyJSON(t, "ACC8", "CT", "HEAD", "CT HEAD"))
+		waitFor(t, "the study failed", 10*time.Second, func() bool { return h.status(rec.ID) == store.StatusError })
+		d, _ := h.st.Get(context.Background(), rec.ID)
+		if !strings.Contains(d.Message.Error, "plugin_token") {
+			t.Errorf("error %q does not say what to set", d.Message.Error)
+		}
+	})
+}
+
+func sendStudy(t *testing.T, h *harness, body []byte) engine.Receipt {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	rec, err := h.sink.Accept(ctx, &engine.Message{ContentType: engine.ContentStudy, Body: body})
+	if err != nil {
+		t.Fatalf("accept: %v", err)
+	}
+	return rec
+}

@@ -379,9 +379,7 @@ func (d *dispatcher) retryJob(ctx context.Context, j store.Job, p config.Plugin,
 	// The stored request stays the first attempt's; the row's Attempt and Deadline say the rest.
 	req.Attempt, req.Deadline = next, time.Now().UTC().Add(p.Timeout)
 	if ch, err := d.e.channel(j.Channel); err == nil {
-		if tk, ok := ch.source.(StudyTokens); ok {
-			req.DICOMweb.Token, req.DICOMweb.TokenExpires = tk.StudyToken(j.StudyUID, p.Timeout+tokenSlack)
-		}
+		req.DICOMweb.Token, req.DICOMweb.TokenExpires = ch.jobToken(j.StudyUID, p.Timeout+tokenSlack)
 	}
 	body, err := json.Marshal(req)
 	if err != nil {

@@ -122,6 +122,7 @@ type Channel struct {
 	Plugins     []Plugin
 	Routes      []Route
 	ResultRules []ResultRule
+	PluginToken string // secret: the token jobs carry when the source mints no scoped ones
 
 	// Compiled forms, ready to use: Load compiled them to check them.
 	Match    *rules.Filter // nil when there is no filter

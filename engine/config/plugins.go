@@ -25,6 +25,7 @@ const (
 	fieldMinVersion   = "min_version"
 	fieldPriority     = "priority"
 	fieldRedeliveries = "max_redeliveries"
+	fieldPluginToken  = "plugin_token"
 )
 
 // Plugin modes.
@@ -116,6 +117,11 @@ func aiSpec(ec *exprCache) []spec.Field {
 				"instances' results are recorded as invalid.").
 				WithDefault("").WithLint(lintSemver).WithExamples("0.3.0"),
 		).AsOptional(),
+		spec.NewString(fieldPluginToken, "Bearer token AI jobs carry to fetch the study when the channel's source "+
+			"does not serve its studies with study-scoped tokens (`dicomweb_notify`, `qido_poll`: the plugins then "+
+			"read the PACS, with the PACS's own token). It opens more than one study, so give the plugins one of "+
+			"their own, read-only; `source.dicomweb` mints a scoped token per job and needs none.").
+			AsSecret().WithDefault("").WithExamples("${PACS_PLUGIN_TOKEN}"),
 		spec.NewObjects(fieldRoute, "Routing rules: which plugins see which study. Every rule whose `when` is "+
 			"true adds its plugins; a study no rule selects is recorded and goes no further. In a channel with "+
 			"routes the destinations receive analyses (see `result_rules`), not the study itself.",
@@ -153,6 +159,7 @@ func lintPluginName(v any) error {
 
 // ai reads and cross-checks the plugin layer of a channel.
 func (l *loader) ai(ch *Channel, cp *spec.Parsed) {
+	ch.PluginToken = cp.String(fieldPluginToken)
 	known := map[string]string{}
 	for _, pp := range cp.Objects(fieldPlugins) {
 		p := Plugin{

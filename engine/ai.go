@@ -84,7 +84,9 @@ func (ch *channel) route(o *outcome, env rules.Env, sum *dicom.StudySummary, ord
 	// sent) is not analysed again by a plugin that already saw the same images: without
 	// this, every SR sent back to the PACS would bring the study back, and another SR.
 	var fresh, seen []string
-	images := imageInstances(protocolStudy(sum))
+	// What a job says of the study and the patient is the same for every plugin: made once.
+	study, patient := protocolStudy(sum, env.Study), ch.e.pseudonymise(sum, env.Study)
+	images := imageInstances(study)
 	for _, name := range picked {
 		// Reprocessing a message asks the plugins again: that is what the analyst wants.
 		if prior := ch.priorJob(sum.StudyInstanceUID, images, name); prior != "" && o.rec.ReprocessOf == "" {
@@ -103,7 +105,7 @@ func (ch *channel) route(o *outcome, env rules.Env, sum *dicom.StudySummary, ord
 	}
 	for _, name := range fresh {
 		settings, _ := ch.cfg.Plugin(name) // config checked every route's plugins
-		pj, err := ch.planJob(o.rec, sum, order, settings, 1)
+		pj, err := ch.planJob(o.rec, sum, study, patient, order, settings, 1)
 		if err != nil {
 			return stage, fmt.Errorf("job for %s: %w", name, err)
 		}
@@ -162,14 +164,15 @@ func routeLabel(r config.Route, i int) string {
 }
 
 // planJob builds the job for one plugin and attempt.
-func (ch *channel) planJob(msg store.Message, sum *dicom.StudySummary, order *store.Order, p config.Plugin, attempt int) (plannedJob, error) {
+func (ch *channel) planJob(msg store.Message, sum *dicom.StudySummary, study protocol.Study, patient protocol.Patient,
+	order *store.Order, p config.Plugin, attempt int) (plannedJob, error) {
 	now := time.Now().UTC()
 	j := protocol.Job{
 		Protocol: protocol.Version,
 		JobID:    jobID(msg.ID, p.Name),
 		Plugin:   p.Name,
-		Study:    protocolStudy(sum),
-		Patient:  ch.e.pseudonymise(sum),
+		Study:    study,
+		Patient:  patient,
 		Order:    protocolOrder(order),
 		DICOMweb: protocol.DICOMweb{BaseURL: sum.Retrieve.BaseURL},
 		Deadline: now.Add(p.Timeout),
@@ -214,10 +217,9 @@ func (ch *channel) jobToken(studyUID string, ttl time.Duration) (string, time.Ti
 
 // protocolStudy lists what a plugin may fetch. Patient attributes stay behind: the job
 // carries only the pseudonymised patient.
-func protocolStudy(sum *dicom.StudySummary) protocol.Study {
+func protocolStudy(sum *dicom.StudySummary, view *rules.StudyView) protocol.Study {
 	s := protocol.Study{StudyInstanceUID: sum.StudyInstanceUID, AccessionNumber: sum.AccessionNumber,
 		BodyPart: sum.BodyPartExamined, StudyDescription: sum.StudyDescription, Series: []protocol.Series{}}
-	view := rules.NewStudyView(*sum, time.Now())
 	s.Modality = view.Modality
 	for _, se := range sum.Series {
 		ps := protocol.Series{SeriesInstanceUID: se.SeriesInstanceUID, Modality: se.Modality,
@@ -259,7 +261,7 @@ func priorityWord(code string) string {
 // pseudonymise gives the plugin a patient it cannot identify: a keyed hash of the MRN that
 // is stable within this installation (so a model team can tell two studies of one patient
 // apart from two patients) and means nothing outside it.
-func (e *Engine) pseudonymise(sum *dicom.StudySummary) protocol.Patient {
+func (e *Engine) pseudonymise(sum *dicom.StudySummary, view *rules.StudyView) protocol.Patient {
 	p := protocol.Patient{Sex: strings.ToUpper(sum.PatientSex)}
 	if p.Sex != "F" && p.Sex != "M" && p.Sex != "O" {
 		p.Sex = ""
@@ -271,7 +273,7 @@ func (e *Engine) pseudonymise(sum *dicom.StudySummary) protocol.Patient {
 	m := hmac.New(sha256.New, e.pseudoKey)
 	m.Write([]byte(id))
 	p.PseudoID = hex.EncodeToString(m.Sum(nil))[:32]
-	if age := rules.NewStudyView(*sum, time.Now()).PatientAge; age > 0 {
+	if age := view.PatientAge; age > 0 {
 		p.AgeYears = &age
 	}
 	return p

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -619,20 +620,10 @@ type analysisOutcome struct {
 
 func (o analysisOutcome) summary() string {
 	var parts []string
-	for _, p := range slices.Sorted(mapKeys(o.statuses)) {
+	for _, p := range slices.Sorted(maps.Keys(o.statuses)) {
 		parts = append(parts, p+" "+o.statuses[p])
 	}
 	return strings.Join(parts, ", ")
-}
-
-func mapKeys(m map[string]string) func(func(string) bool) {
-	return func(yield func(string) bool) {
-		for k := range m {
-			if !yield(k) {
-				return
-			}
-		}
-	}
 }
 
 // buildAnalysis merges the final jobs of a study into the analysis the mappings take.

@@ -129,14 +129,14 @@ func (ch *channel) start(ctx context.Context) error {
 	b := ch.e.opts.Broker
 	if _, err := b.EnsureStream(ctx, jetstream.StreamConfig{
 		Name: inStream(ch.name), Subjects: []string{inSubject(ch.name)},
-		Retention: jetstream.WorkQueuePolicy, Storage: jetstream.FileStorage,
+		Retention: ch.queueRetention(ctx, inStream(ch.name)), Storage: jetstream.FileStorage, // trimmed: trim.go
 		Description: "Osprey inbound queue of channel " + ch.name,
 	}); err != nil {
 		return fmt.Errorf("inbound stream: %w", err)
 	}
 	if _, err := b.EnsureStream(ctx, jetstream.StreamConfig{
 		Name: outStream(ch.name), Subjects: []string{outSubjects(ch.name)},
-		Retention: jetstream.WorkQueuePolicy, Storage: jetstream.FileStorage,
+		Retention: ch.queueRetention(ctx, outStream(ch.name)), Storage: jetstream.FileStorage,
 		Description: "Osprey destination queues of channel " + ch.name,
 	}); err != nil {
 		return fmt.Errorf("destination stream: %w", err)
@@ -175,8 +175,9 @@ func (ch *channel) run(ctx context.Context) error {
 	ch.mu.Lock()
 	ch.runCancel = cancel
 	ch.mu.Unlock()
-	ch.runDone.Add(1 + len(workers))
+	ch.runDone.Add(2 + len(workers))
 	go func() { defer ch.runDone.Done(); proc.run(runCtx) }()
+	go func() { defer ch.runDone.Done(); ch.trimLoop(runCtx) }()
 	if hold != nil {
 		ch.runDone.Add(1)
 		go func() { defer ch.runDone.Done(); hold.run(runCtx) }()

@@ -15,8 +15,10 @@ var errWriterClosed = errors.New("store closed")
 
 // writer group-commits writes. SQLite has one writer, so concurrent writes queue for it
 // anyway; instead of one transaction each, every write waiting when the previous
-// transaction ends goes into the next one, each inside its own savepoint. A write that
-// fails is rolled back to its savepoint alone and gets its own error; the others commit.
+// transaction ends goes into the next one. A write that fails gets its own error and the
+// others still commit: the batch is then run again with each write in its own savepoint
+// (see run), so a write's function may run more than once and must set whatever it
+// reports from scratch each time.
 // Under load (eight delivery lanes recording attempts while the processor stores messages)
 // this turns dozens of commits into one.
 type writer struct {
@@ -122,8 +124,59 @@ func (w *writer) run(batch []*writeReq) {
 		return
 	}
 	errs := make([]error, len(batch))
-	err := inTx(context.Background(), w.db, func(tx *sql.Tx) error {
+	failed, err := w.runShared(batch, errs)
+	if failed >= 0 {
+		// One write failed and took the transaction with it. Run the others again, each
+		// in its own savepoint this time, so that they still commit; the failed one keeps
+		// its error rather than running twice.
+		err = w.runIsolated(batch, errs, failed)
+	}
+	for i, r := range batch {
+		if err != nil && errs[i] == nil {
+			errs[i] = err // the shared transaction did not commit: none of it is written
+		}
+		r.done <- errs[i]
+	}
+}
+
+// errBatchFailed rolls the shared transaction back when one of its writes fails.
+var errBatchFailed = errors.New("a write of the batch failed")
+
+// runShared runs the batch in one transaction with no savepoints: almost every batch
+// succeeds whole, and three savepoint statements per write cost as much as a small
+// write's own. It stops at the first write that fails, rolls everything back and
+// returns that write's index, or -1.
+func (w *writer) runShared(batch []*writeReq, errs []error) (failed int, err error) {
+	failed = -1
+	err = inTx(context.Background(), w.db, func(tx *sql.Tx) error {
 		for i, r := range batch {
+			if err := r.ctx.Err(); err != nil {
+				errs[i] = err
+				continue
+			}
+			if err := r.fn(tx); err != nil {
+				errs[i], failed = err, i
+				return errBatchFailed
+			}
+		}
+		return nil
+	})
+	if failed >= 0 {
+		err = nil
+	}
+	return failed, err
+}
+
+// runIsolated runs the batch, but for the write at skip, in one transaction with a
+// savepoint around each write, so that a failing write is rolled back alone and gets
+// its own error while the others commit.
+func (w *writer) runIsolated(batch []*writeReq, errs []error, skip int) error {
+	return inTx(context.Background(), w.db, func(tx *sql.Tx) error {
+		for i, r := range batch {
+			if i == skip {
+				continue
+			}
+			errs[i] = nil // from the first run, whose work was rolled back
 			if err := r.ctx.Err(); err != nil {
 				errs[i] = err
 				continue
@@ -143,10 +196,4 @@ func (w *writer) run(batch []*writeReq) {
 		}
 		return nil
 	})
-	for i, r := range batch {
-		if err != nil && errs[i] == nil {
-			errs[i] = err // the shared transaction did not commit: none of it is written
-		}
-		r.done <- errs[i]
-	}
 }

@@ -69,3 +69,81 @@ func TestWriteAfterCloseFails(t *testing.T) {
 		t.Errorf("write after close: %v, want errWriterClosed", err)
 	}
 }
+
+// A batch runs first without savepoints; when one write fails, the rest run again, each in
+// its own savepoint, and only the failing writes lose their work.
+func TestBatchFallbackAfterAFailure(t *testing.T) {
+	ctx := context.Background()
+	s, err := Open(ctx, filepath.Join(t.TempDir(), "o.db"), Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if err := s.write(ctx, func(tx *sql.Tx) error {
+		_, err := tx.Exec(`CREATE TABLE t (k INTEGER PRIMARY KEY)`)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	boom := errors.New("boom")
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
+	tests := []struct {
+		name     string
+		fail     map[int]bool // writes that fail after their insert
+		canceled map[int]bool // writes whose context is done
+		runs     []int        // times each write's function should run: twice when it ran before the first failure
+	}{
+		{name: "none fails", runs: []int{1, 1, 1, 1, 1}},
+		{name: "one fails", fail: map[int]bool{2: true}, runs: []int{2, 2, 1, 1, 1}},
+		{name: "first fails", fail: map[int]bool{0: true}, runs: []int{1, 1, 1, 1, 1}},
+		{name: "two fail", fail: map[int]bool{1: true, 3: true}, runs: []int{2, 1, 1, 1, 1}},
+		{name: "canceled and failing", fail: map[int]bool{3: true}, canceled: map[int]bool{1: true},
+			runs: []int{2, 0, 2, 1, 1}},
+	}
+	for ti, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			runs := make([]int, len(tc.runs))
+			batch := make([]*writeReq, len(tc.runs))
+			for i := range batch {
+				k := ti*100 + i
+				rctx := ctx
+				if tc.canceled[i] {
+					rctx = cancelled
+				}
+				batch[i] = &writeReq{ctx: rctx, done: make(chan error, 1), fn: func(tx *sql.Tx) error {
+					runs[i]++
+					if _, err := tx.Exec(`INSERT INTO t VALUES (?)`, k); err != nil {
+						return err
+					}
+					if tc.fail[i] {
+						return boom
+					}
+					return nil
+				}}
+			}
+			s.wr.run(batch)
+			for i, r := range batch {
+				err := <-r.done
+				switch {
+				case tc.fail[i] && !errors.Is(err, boom):
+					t.Errorf("write %d: err = %v, want boom", i, err)
+				case tc.canceled[i] && !errors.Is(err, context.Canceled):
+					t.Errorf("write %d: err = %v, want context.Canceled", i, err)
+				case !tc.fail[i] && !tc.canceled[i] && err != nil:
+					t.Errorf("write %d: err = %v", i, err)
+				}
+				var n int
+				if err := s.r.QueryRow(`SELECT count(*) FROM t WHERE k = ?`, ti*100+i).Scan(&n); err != nil {
+					t.Fatal(err)
+				}
+				if want := map[bool]int{true: 0, false: 1}[tc.fail[i] || tc.canceled[i]]; n != want {
+					t.Errorf("write %d: %d rows, want %d", i, n, want)
+				}
+				if runs[i] != tc.runs[i] {
+					t.Errorf("write %d ran %d times, want %d", i, runs[i], tc.runs[i])
+				}
+			}
+		})
+	}
+}

@@ -154,6 +154,7 @@ func (s *Store) UpdateJob(ctx context.Context, u store.JobUpdate) (store.Job, bo
 	var job store.Job
 	var applied bool
 	err = s.write(ctx, func(tx *sql.Tx) error {
+		applied = false // a run before this one may have set it (see Store.write)
 		st, err := s.prep(ctx, tx, sqlUpdateJob)
 		if err != nil {
 			return err

@@ -11,7 +11,8 @@
 // connection, which queues them in Go instead of letting them spin on SQLITE_BUSY, and
 // begin IMMEDIATE so a transaction never has to upgrade a read lock. Reads use a
 // separate pool of query-only connections that see a consistent snapshot beside the
-// writer.
+// writer. A background checkpointer on a connection of its own copies the WAL into the
+// database file (see checkpointer), so that the writer never does it inside a commit.
 package sqlite
 
 import (
@@ -22,6 +23,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -50,15 +52,24 @@ type Options struct {
 	// BusyTimeout is how long a connection waits for a lock held by another process (a
 	// backup, the sqlite3 shell) before failing; zero means 5s.
 	BusyTimeout time.Duration
+	// Logger receives the rare failures of background work (checkpoints); nil means
+	// slog.Default().
+	Logger *slog.Logger
+
+	checkpoints checkpointConfig // zero means defaultCheckpoints; tests shrink it
 }
 
 // Store is a store.Store on one SQLite database, and a store.JobStore.
 type Store struct {
-	w  *sql.DB // the single writer connection
-	r  *sql.DB // the read pool; the same as w for Memory
-	wr *writer // group commit on w
+	w  *sql.DB       // the single writer connection
+	r  *sql.DB       // the read pool; the same as w for Memory
+	wr *writer       // group commit on w
+	ck *checkpointer // nil for Memory
 
 	stmts map[string]*sql.Stmt // prepared once on w at Open and read-only after: see prep
+
+	dsMu    sync.Mutex
+	dsStmts map[int]*sql.Stmt // on r, by number of ids: see deliveryStatesStmt
 
 	closeOnce sync.Once
 	closeErr  error
@@ -114,6 +125,12 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	if opts.ReadConns <= 0 {
 		opts.ReadConns = max(4, runtime.GOMAXPROCS(0))
 	}
+	if opts.Logger == nil {
+		opts.Logger = slog.Default()
+	}
+	if opts.checkpoints == (checkpointConfig{}) {
+		opts.checkpoints = defaultCheckpoints
+	}
 	busy := "busy_timeout(" + strconv.FormatInt(opts.BusyTimeout.Milliseconds(), 10) + ")"
 
 	s := &Store{}
@@ -133,8 +150,10 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 		if err := prepareFile(path); err != nil {
 			return nil, fmt.Errorf("store/sqlite: open %s: %w", path, err)
 		}
+		// The checkpointer, not a commit of the writer, copies the WAL into the file.
 		wv := url.Values{
-			"_pragma": {busy, "journal_mode(WAL)", "synchronous(NORMAL)", "foreign_keys(1)"},
+			"_pragma": {busy, "journal_mode(WAL)", "synchronous(NORMAL)", "foreign_keys(1)",
+				"wal_autocheckpoint(0)"},
 			"_txlock": {"immediate"},
 		}
 		s.w = sql.OpenDB(connector{dsn: path + "?" + wv.Encode()})
@@ -154,6 +173,9 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	}
 	if err == nil {
 		err = s.prepareHot(ctx) // after migrate: the statements need the tables
+	}
+	if err == nil && path != Memory {
+		s.ck = newCheckpointer(path, s.w, opts.checkpoints, opts.Logger)
 	}
 	if err != nil {
 		s.Close()
@@ -221,7 +243,7 @@ func (s *Store) prep(ctx context.Context, tx *sql.Tx, query string) (*sql.Stmt, 
 
 // hotStatements are prepared at Open; see prep.
 var hotStatements = []string{sqlMessageChannel, sqlInsertMessage, sqlInsertStage, sqlPutDelivery,
-	sqlInsertAttempt, sqlUpsertDelivery, sqlAttemptMessageStatus, sqlInsertJob, sqlJob, sqlUpdateJob}
+	sqlInsertAttempt, sqlUpdateDelivery, sqlUpsertDelivery, sqlAttemptMessageStatus, sqlInsertJob, sqlJob, sqlUpdateJob}
 
 func (s *Store) prepareHot(ctx context.Context) error {
 	s.stmts = map[string]*sql.Stmt{}
@@ -246,6 +268,8 @@ func (s *Store) exec(ctx context.Context, tx *sql.Tx, query string, args ...any)
 
 // write runs fn in a write transaction on the writer connection, possibly shared with other
 // writes that were waiting at the same time (see writer); fn's own failure undoes only fn.
+// fn may run more than once (when another write of its batch fails), each time in a fresh
+// transaction, so it must not keep results of an earlier run.
 func (s *Store) write(ctx context.Context, fn func(*sql.Tx) error) error {
 	return s.wr.do(ctx, fn)
 }
@@ -467,7 +491,14 @@ const (
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
 			ON CONFLICT (message_id, destination, number) DO NOTHING`
 	// attempts counts the attempt rows rather than adding one, so it stays right
-	// even when PutDeliveries replaced the row between attempts.
+	// even when PutDeliveries replaced the row between attempts. The row is there
+	// almost always (PutDeliveries wrote it), so AddAttempt updates it first and
+	// inserts it, which needs the message's channel, only when the update found none.
+	sqlUpdateDelivery = `UPDATE deliveries SET status = ?3,
+				attempts = (SELECT count(*) FROM attempts WHERE message_id = ?1 AND destination = ?2),
+				last_error = CASE WHEN ?4 <> '' THEN ?4 WHEN ?6 THEN '' ELSE last_error END,
+				updated_at = ?5
+			WHERE message_id = ?1 AND destination = ?2`
 	sqlUpsertDelivery = `INSERT INTO deliveries (message_id, channel, destination,
 			status, attempts, last_error, updated_at)
 			VALUES (?1, (SELECT channel FROM messages WHERE id = ?1), ?2, ?3,
@@ -478,6 +509,9 @@ const (
 				last_error = CASE WHEN excluded.last_error <> '' THEN excluded.last_error
 					WHEN ?6 THEN '' ELSE deliveries.last_error END,
 				updated_at = excluded.updated_at`
+	// Three subqueries over the message's few deliveries measured cheaper than one
+	// pass that aggregates them (as UPDATE ... FROM or a row-value SET), whose
+	// materialized subquery costs more than the index seeks it saves.
 	sqlAttemptMessageStatus = `UPDATE messages SET
 				status = CASE WHEN EXISTS (SELECT 1 FROM deliveries WHERE message_id = ?1 AND status = 'dead_letter')
 					THEN 'error' ELSE 'sent' END,
@@ -508,9 +542,17 @@ func (s *Store) AddAttempt(ctx context.Context, id string, a store.Attempt, stat
 			// Recorded before, together with its delivery update: nothing left to do.
 			return nil
 		}
-		if _, err := s.exec(ctx, tx, sqlUpsertDelivery,
-			id, a.Destination, string(status), a.Error, query.Micros(a.At), a.OK); err != nil {
+		args := []any{id, a.Destination, string(status), a.Error, query.Micros(a.At), a.OK}
+		res, err = s.exec(ctx, tx, sqlUpdateDelivery, args...)
+		if err != nil {
 			return fmt.Errorf("update delivery: %w", err)
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n == 0 {
+			if _, err := s.exec(ctx, tx, sqlUpsertDelivery, args...); err != nil {
+				return fmt.Errorf("insert delivery: %w", err)
+			}
 		}
 		if status == store.DeliveryQueued {
 			// This delivery is still queued, so the message is too: the recomputation
@@ -525,19 +567,55 @@ func (s *Store) AddAttempt(ctx context.Context, id string, a store.Attempt, stat
 	}))
 }
 
+// deliveryStatesMax is the most ids one DeliveryStates statement takes; SQLite limits the
+// parameters of a statement, and 512 stays far below it.
+const deliveryStatesMax = 512
+
+// deliveryStatesStmt returns the prepared DeliveryStates statement for n ids, n a power of
+// two up to deliveryStatesMax. The processor and every delivery worker ask for each batch
+// they handle, mostly for a few ids, and parsing the statement cost more than running it.
+func (s *Store) deliveryStatesStmt(ctx context.Context, n int) (*sql.Stmt, error) {
+	s.dsMu.Lock()
+	defer s.dsMu.Unlock()
+	if st, ok := s.dsStmts[n]; ok {
+		return st, nil
+	}
+	st, err := s.r.PrepareContext(ctx, `SELECT message_id, channel, status, attempts, last_error, updated_at
+		FROM deliveries WHERE destination = ? AND message_id IN (?`+strings.Repeat(", ?", n-1)+`)`)
+	if err != nil {
+		return nil, err
+	}
+	if s.dsStmts == nil {
+		s.dsStmts = map[int]*sql.Stmt{}
+	}
+	s.dsStmts[n] = st
+	return st, nil
+}
+
 // DeliveryStates implements store.Store.
 func (s *Store) DeliveryStates(ctx context.Context, destination string, ids []string) (map[string]store.Delivery, error) {
 	out := make(map[string]store.Delivery, len(ids))
-	// SQLite limits the parameters of one statement; 500 ids stay far below it.
-	for start := 0; start < len(ids); start += 500 {
-		chunk := ids[start:min(start+500, len(ids))]
-		args := make([]any, 0, len(chunk)+1)
+	for start := 0; start < len(ids); start += deliveryStatesMax {
+		chunk := ids[start:min(start+deliveryStatesMax, len(ids))]
+		// Rounding the count up to a power of two keeps the statements few; the spare
+		// parameters repeat the last id, which IN takes once.
+		n := 1
+		for n < len(chunk) {
+			n *= 2
+		}
+		args := make([]any, 0, n+1)
 		args = append(args, destination)
 		for _, id := range chunk {
 			args = append(args, id)
 		}
-		rows, err := s.r.QueryContext(ctx, `SELECT message_id, channel, status, attempts, last_error, updated_at
-			FROM deliveries WHERE destination = ? AND message_id IN (?`+strings.Repeat(", ?", len(chunk)-1)+`)`, args...)
+		for len(args) < n+1 {
+			args = append(args, chunk[len(chunk)-1])
+		}
+		st, err := s.deliveryStatesStmt(ctx, n)
+		if err != nil {
+			return nil, wrap("delivery states", err)
+		}
+		rows, err := st.QueryContext(ctx, args...)
 		if err != nil {
 			return nil, wrap("delivery states", err)
 		}
@@ -903,9 +981,21 @@ func (s *Store) Close() error {
 		if s.wr != nil {
 			s.wr.stop()
 		}
+		if s.ck != nil {
+			// After the writer: its last commits may be checkpointed still. Closing the
+			// last connection below checkpoints whatever is left.
+			if err := s.ck.stop(); err != nil {
+				errs = append(errs, err)
+			}
+		}
 		for _, st := range s.stmts {
 			_ = st.Close()
 		}
+		s.dsMu.Lock()
+		for _, st := range s.dsStmts {
+			_ = st.Close()
+		}
+		s.dsMu.Unlock()
 		if s.w != nil {
 			if _, err := s.w.Exec(`PRAGMA optimize`); err != nil {
 				errs = append(errs, err)

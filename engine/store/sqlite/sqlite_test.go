@@ -1,10 +1,14 @@
 package sqlite
 
 import (
+	"bytes"
+	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/osprey-health/osprey/engine/store"
 	"github.com/osprey-health/osprey/engine/store/storetest"
@@ -45,6 +49,7 @@ func TestPragmas(t *testing.T) {
 		{"synchronous", "1"}, // NORMAL
 		{"foreign_keys", "1"},
 		{"busy_timeout", "5000"},
+		{"wal_autocheckpoint", "0"}, // the checkpointer's job
 	}
 	for _, tc := range tests {
 		t.Run(tc.pragma, func(t *testing.T) {
@@ -199,7 +204,7 @@ func TestPartialIndexMigration(t *testing.T) {
 		`DROP INDEX messages_by_control_id`, `DROP INDEX messages_by_status`,
 		`CREATE INDEX messages_by_control_id ON messages (control_id, received_at DESC, id DESC)`,
 		`CREATE INDEX messages_by_status ON messages (status, received_at DESC, id DESC)`,
-		`DELETE FROM schema_migrations WHERE version = 4`,
+		`DELETE FROM schema_migrations WHERE version >= 4`, // 5 applies again to the same effect
 	} {
 		if _, err := s.w.ExecContext(t.Context(), q); err != nil {
 			t.Fatal(err)
@@ -232,5 +237,140 @@ func TestPartialIndexMigration(t *testing.T) {
 		if len(p.Messages) != 1 || p.Messages[0].ID != "m" {
 			t.Errorf("Search(%+v) = %+v, want message m", q, p.Messages)
 		}
+	}
+}
+
+// A database from before migration 5 (attempts as a rowid table) gets attempts WITHOUT
+// ROWID on open, with its rows, and they still go with their message.
+func TestAttemptsWithoutRowidMigration(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "osprey.db")
+	s, err := Open(t.Context(), path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		`DROP TABLE attempts`,
+		`CREATE TABLE attempts (
+			message_id    TEXT    NOT NULL REFERENCES messages (id) ON DELETE CASCADE,
+			destination   TEXT    NOT NULL,
+			number        INTEGER NOT NULL,
+			at            INTEGER NOT NULL,
+			duration_ns   INTEGER NOT NULL,
+			ok            INTEGER NOT NULL,
+			error         TEXT    NOT NULL DEFAULT '',
+			reply_summary TEXT    NOT NULL DEFAULT '',
+			reply         BLOB,
+			sent          BLOB,
+			PRIMARY KEY (message_id, destination, number))`,
+		`DELETE FROM schema_migrations WHERE version = 5`,
+	} {
+		if _, err := s.w.ExecContext(t.Context(), q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ctx := t.Context()
+	at := time.Date(2026, 3, 14, 9, 0, 0, 0, time.UTC)
+	if err := s.PutMessages(ctx, []store.Message{{ID: "m", Channel: "c", Raw: []byte("MSH"), ReceivedAt: at}}); err != nil {
+		t.Fatal(err)
+	}
+	attempts := []store.Attempt{
+		{Destination: "out", Number: 1, At: at, Duration: time.Second, Error: "refused"},
+		{Destination: "out", Number: 2, At: at.Add(time.Minute), Duration: time.Millisecond, OK: true,
+			ReplySummary: "AA", Reply: []byte("MSA|AA"), Sent: bytes.Repeat([]byte("x"), 20000)},
+	}
+	for i, a := range attempts {
+		st := store.DeliveryQueued
+		if a.OK {
+			st = store.DeliverySent
+		}
+		if err := s.AddAttempt(ctx, "m", a, st); err != nil {
+			t.Fatalf("attempt %d: %v", i, err)
+		}
+	}
+	before, err := s.Get(ctx, "m")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+
+	s, err = Open(ctx, path, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	var sqlText string
+	if err := s.r.QueryRowContext(ctx, `SELECT sql FROM sqlite_master WHERE name = 'attempts'`).Scan(&sqlText); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(sqlText, "WITHOUT ROWID") {
+		t.Errorf("attempts after migration: %s", sqlText)
+	}
+	after, err := s.Get(ctx, "m")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !reflect.DeepEqual(after.Attempts, before.Attempts) || len(after.Attempts) != 2 {
+		t.Errorf("attempts after migration:\n got %+v\nwant %+v", after.Attempts, before.Attempts)
+	}
+	// The copy keeps the key: a replayed attempt is still a no-op.
+	if err := s.AddAttempt(ctx, "m", attempts[1], store.DeliverySent); err != nil {
+		t.Fatal(err)
+	}
+	if d, err := s.Delivery(ctx, "m", "out"); err != nil || d.Attempts != 2 {
+		t.Errorf("delivery after a replayed attempt: %+v, %v; want 2 attempts", d, err)
+	}
+	if n, err := s.Prune(ctx, "c", at.Add(time.Hour), 0); err != nil || n != 1 {
+		t.Fatalf("prune: %d, %v", n, err)
+	}
+	var n int
+	if err := s.r.QueryRowContext(ctx, `SELECT count(*) FROM attempts`).Scan(&n); err != nil || n != 0 {
+		t.Errorf("attempts left after their message was pruned: %d, %v", n, err)
+	}
+}
+
+// DeliveryStates pads each statement's id list to a power of two; every id counts once.
+func TestDeliveryStatesSizes(t *testing.T) {
+	s := openFile(t)
+	ctx := t.Context()
+	const n = 1100
+	var msgs []store.Message
+	var ds []store.Delivery
+	for i := range n {
+		id := fmt.Sprintf("m%04d", i)
+		msgs = append(msgs, store.Message{ID: id, Channel: "c", Raw: []byte("MSH")})
+		ds = append(ds, store.Delivery{MessageID: id, Destination: "out", Attempts: i})
+	}
+	if err := s.PutMessages(ctx, msgs); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutDeliveries(ctx, ds); err != nil {
+		t.Fatal(err)
+	}
+	for _, size := range []int{1, 2, 3, 5, 16, 17, 511, 512, 513, 1025, n} {
+		t.Run(fmt.Sprint(size), func(t *testing.T) {
+			ids := make([]string, 0, size+1)
+			for i := range size {
+				ids = append(ids, msgs[(i*7)%n].ID) // spread, so chunks differ
+			}
+			ids = append(ids, "missing")
+			got, err := s.DeliveryStates(ctx, "out", ids)
+			if err != nil {
+				t.Fatal(err)
+			}
+			want := map[string]bool{}
+			for _, id := range ids[:size] {
+				want[id] = true
+			}
+			if len(got) != len(want) {
+				t.Fatalf("%d states, want %d", len(got), len(want))
+			}
+			for id := range want {
+				var i int
+				fmt.Sscanf(id, "m%04d", &i)
+				if d, ok := got[id]; !ok || d.Attempts != i || d.Channel != "c" {
+					t.Errorf("state of %s: %+v, %v", id, d, ok)
+				}
+			}
+		})
 	}
 }

@@ -42,6 +42,13 @@ const (
 	walRetryMax  = 30 * time.Second
 	// Failures are logged at most this often, with a count of those in between.
 	checkpointLogEvery = time.Minute
+	// How often the WAL's new frames are handed to the disk (startWriteback). A
+	// checkpoint begins with an fsync of the WAL; left to itself the kernel keeps the
+	// frames in memory until then, and that fsync writes megabytes at once, during which
+	// every other fsync on the disk waits: measured at 1,000 HL7 messages/s, JetStream's
+	// fsyncs behind a WAL fsync of 34 ms took up to 31 ms, the senders' ACKs with them.
+	// Started every 20 ms, the writes go out in pieces of a few hundred KB.
+	writebackEvery = 20 * time.Millisecond
 )
 
 type checkpointConfig struct {
@@ -65,10 +72,13 @@ type checkpointer struct {
 	db      *sql.DB // its own connection
 	w       *sql.DB // the writer's, for its count of frames written
 	walPath string
+	dbPath  string
 	log     *slog.Logger
 
 	quit, done chan struct{}
-	ticks      atomic.Int64 // completed ticks, so tests can wait for one
+	wbDone     chan struct{} // closed when writebackLoop has ended
+	wbFailed   atomic.Bool   // a writeback failed; logged once
+	ticks      atomic.Int64  // completed ticks, so tests can wait for one
 
 	// Owned by the loop.
 	written    int64     // the writer's frames written, at the last completed checkpoint
@@ -88,17 +98,41 @@ func newCheckpointer(path string, w *sql.DB, cfg checkpointConfig, log *slog.Log
 	db.SetMaxIdleConns(1)
 	db.SetConnMaxLifetime(0)
 	db.SetConnMaxIdleTime(0)
-	c := &checkpointer{cfg: cfg, db: db, w: w, walPath: path + "-wal", log: log,
+	c := &checkpointer{cfg: cfg, db: db, w: w, walPath: path + "-wal", dbPath: path, log: log, wbDone: make(chan struct{}),
 		quit: make(chan struct{}), done: make(chan struct{}), last: time.Now()}
 	go c.loop()
+	go c.writebackLoop()
 	return c
 }
 
-// stop ends the loop, letting a checkpoint in progress finish, and closes the connection.
+// stop ends the loops, letting a checkpoint in progress finish, and closes the connection.
 func (c *checkpointer) stop() error {
 	close(c.quit)
 	<-c.done
+	<-c.wbDone
 	return c.db.Close()
+}
+
+// writebackLoop starts the writing of the WAL's and the database file's dirty pages every
+// writebackEvery (see there). It runs beside loop, so the pages a checkpoint copies into the
+// database file go out while it copies, rather than all at its closing fsync.
+func (c *checkpointer) writebackLoop() {
+	defer close(c.wbDone)
+	t := time.NewTicker(writebackEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-c.quit:
+			return
+		case <-t.C:
+		}
+		for _, p := range []string{c.walPath, c.dbPath} {
+			if err := startWriteback(p); err != nil && c.wbFailed.CompareAndSwap(false, true) {
+				// Nothing is lost: the checkpoint's fsync still writes everything, in one go.
+				c.log.Warn("store/sqlite: cannot start writeback; checkpoints will write in bursts", "file", p, "err", err)
+			}
+		}
+	}
 }
 
 func (c *checkpointer) loop() {

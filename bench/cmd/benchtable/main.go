@@ -73,7 +73,7 @@ func parse(r io.Reader, passthrough io.Writer) ([]row, []string, error) {
 
 // unitOrder puts the headline metrics first.
 func unitOrder(units map[string]bool) []string {
-	first := []string{"msgs/s", "MB/s", "p50_ms", "p99_ms", "ns/op"}
+	first := []string{"msgs/s", "delivered/s", "MB/s", "p50_ms", "p99_ms", "ns/op"}
 	var out []string
 	for _, u := range first {
 		if units[u] {

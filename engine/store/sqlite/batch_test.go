@@ -10,20 +10,28 @@ import (
 	"testing"
 )
 
-// Concurrent writes share transactions; a failing one must take only its own work with it.
-func TestGroupCommitIsolatesAFailingWrite(t *testing.T) {
-	ctx := context.Background()
-	s, err := Open(ctx, filepath.Join(t.TempDir(), "o.db"), Options{})
+// storeWithTable opens a store in a temporary directory, closed when the test ends, with one
+// more table made by create for the test's own writes.
+func storeWithTable(t *testing.T, create string) *Store {
+	t.Helper()
+	s, err := Open(context.Background(), filepath.Join(t.TempDir(), "o.db"), Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.Close()
-	if err := s.write(ctx, func(tx *sql.Tx) error {
-		_, err := tx.Exec(`CREATE TABLE t (k TEXT PRIMARY KEY)`)
+	t.Cleanup(func() { s.Close() })
+	if err := s.write(context.Background(), func(tx *sql.Tx) error {
+		_, err := tx.Exec(create)
 		return err
 	}); err != nil {
 		t.Fatal(err)
 	}
+	return s
+}
+
+// Concurrent writes share transactions; a failing one must take only its own work with it.
+func TestGroupCommitIsolatesAFailingWrite(t *testing.T) {
+	ctx := context.Background()
+	s := storeWithTable(t, `CREATE TABLE t (k TEXT PRIMARY KEY)`)
 	boom := errors.New("boom")
 	var wg sync.WaitGroup
 	errs := make([]error, 200)
@@ -74,17 +82,7 @@ func TestWriteAfterCloseFails(t *testing.T) {
 // its own savepoint, and only the failing writes lose their work.
 func TestBatchFallbackAfterAFailure(t *testing.T) {
 	ctx := context.Background()
-	s, err := Open(ctx, filepath.Join(t.TempDir(), "o.db"), Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Close()
-	if err := s.write(ctx, func(tx *sql.Tx) error {
-		_, err := tx.Exec(`CREATE TABLE t (k INTEGER PRIMARY KEY)`)
-		return err
-	}); err != nil {
-		t.Fatal(err)
-	}
+	s := storeWithTable(t, `CREATE TABLE t (k INTEGER PRIMARY KEY)`)
 	boom := errors.New("boom")
 	cancelled, cancel := context.WithCancel(ctx)
 	cancel()

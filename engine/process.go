@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -258,7 +259,7 @@ func (ch *channel) commitOutcomes(ctx context.Context, outs []outcome, pass stri
 				continue
 			}
 			deliveries = append(deliveries, store.Delivery{MessageID: o.rec.ID, Channel: ch.name, Destination: d.name,
-				Status: store.DeliveryQueued, UpdatedAt: time.Now().UTC(), Payload: e.Body})
+				Status: store.DeliveryQueued, UpdatedAt: time.Now().UTC(), Payload: payloadOf(e.Body, o.rec.Raw)})
 			perDest[d] = append(perDest[d], e)
 		}
 	}
@@ -276,6 +277,15 @@ func (ch *channel) commitOutcomes(ctx context.Context, outs []outcome, pass stri
 		}
 	}
 	return true
+}
+
+// payloadOf is what a delivery row keeps of body: nothing when it is the message as
+// received (no transform changed it), which the store then reads from the message.
+func payloadOf(body, raw []byte) []byte {
+	if bytes.Equal(body, raw) {
+		return nil
+	}
+	return body
 }
 
 func seqOf(meta *jetstream.MsgMetadata) uint64 {

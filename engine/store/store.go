@@ -102,7 +102,10 @@ type Delivery struct {
 	Attempts    int            `json:"attempts"`
 	LastError   string         `json:"last_error,omitempty"`
 	UpdatedAt   time.Time      `json:"updated_at"`
-	Payload     []byte         `json:"-"` // what the destination is to send; kept so a dead letter can be requeued
+	// Payload is what the destination is to send, kept so a dead letter can be requeued.
+	// Left empty it is the message's raw bytes, the common case, which then are not stored
+	// twice (nor rewritten with the row at every attempt); Delivery returns them.
+	Payload []byte `json:"-"`
 }
 
 // Detail is a message with everything that happened to it.

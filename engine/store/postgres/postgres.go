@@ -455,8 +455,10 @@ func (s *Store) DeliveryStates(ctx context.Context, destination string, ids []st
 func (s *Store) Delivery(ctx context.Context, id, destination string) (store.Delivery, error) {
 	d := store.Delivery{MessageID: id, Destination: destination}
 	var status string
-	err := s.pool.QueryRow(ctx, `SELECT channel, status, attempts, last_error, updated_at, payload
-		FROM deliveries WHERE message_id = $1 AND destination = $2`, id, destination).
+	err := s.pool.QueryRow(ctx, `SELECT d.channel, d.status, d.attempts, d.last_error, d.updated_at,
+			coalesce(d.payload, m.raw)
+		FROM deliveries d JOIN messages m ON m.id = d.message_id
+		WHERE d.message_id = $1 AND d.destination = $2`, id, destination).
 		Scan(&d.Channel, &status, &d.Attempts, &d.LastError, &d.UpdatedAt, &d.Payload)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return store.Delivery{}, wrap("delivery", fmt.Errorf("%s/%s: %w", id, destination, store.ErrNotFound))

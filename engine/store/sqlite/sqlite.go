@@ -645,8 +645,10 @@ func (s *Store) Delivery(ctx context.Context, id, destination string) (store.Del
 	d := store.Delivery{MessageID: id, Destination: destination}
 	var status string
 	var updated int64
-	err := s.r.QueryRowContext(ctx, `SELECT channel, status, attempts, last_error, updated_at, payload
-		FROM deliveries WHERE message_id = ? AND destination = ?`, id, destination).
+	err := s.r.QueryRowContext(ctx, `SELECT d.channel, d.status, d.attempts, d.last_error, d.updated_at,
+			coalesce(d.payload, m.raw)
+		FROM deliveries d JOIN messages m ON m.id = d.message_id
+		WHERE d.message_id = ? AND d.destination = ?`, id, destination).
 		Scan(&d.Channel, &status, &d.Attempts, &d.LastError, &updated, &d.Payload)
 	if errors.Is(err, sql.ErrNoRows) {
 		return store.Delivery{}, wrap("delivery", fmt.Errorf("%s/%s: %w", id, destination, store.ErrNotFound))

@@ -358,6 +358,19 @@ func testDeliveries(t *testing.T, s store.Store) {
 	if d := delivery(t, s, "m", "ehr-fhir"); d.Channel != "explicit" || d.Status != store.DeliveryQueued {
 		t.Errorf("explicit channel or default status lost: %+v", d)
 	}
+	// A delivery of the message as received keeps no copy of it; its payload is the raw bytes,
+	// before and after an attempt, so a dead letter of it can be requeued.
+	putDeliveries(t, s, store.Delivery{MessageID: "n", Destination: "archive", Status: store.DeliveryQueued, UpdatedAt: t0})
+	if d := delivery(t, s, "n", "archive"); !bytes.Equal(d.Payload, msg("n", t0).Raw) {
+		t.Errorf("delivery without its own payload: payload %q, want the message's raw bytes", d.Payload)
+	}
+	if err := s.AddAttempt(ctx, "n", store.Attempt{Destination: "archive", Number: 1, At: t0, Error: "refused"},
+		store.DeliveryDeadLetter); err != nil {
+		t.Fatal(err)
+	}
+	if d := delivery(t, s, "n", "archive"); d.Status != store.DeliveryDeadLetter || !bytes.Equal(d.Payload, msg("n", t0).Raw) {
+		t.Errorf("dead letter without its own payload: %s, payload %q", d.Status, d.Payload)
+	}
 
 	// Replace one row.
 	putDeliveries(t, s, store.Delivery{MessageID: "m", Destination: "ris-out", Status: store.DeliveryDeadLetter,

@@ -44,14 +44,14 @@ func (ch *channel) trimLoop(ctx context.Context) {
 	t := time.NewTicker(trimInterval)
 	defer t.Stop()
 	var lastErr string
-	floors := map[string]uint64{}
+	st := trimState{floors: map[string]uint64{}, streams: map[string]jetstream.Stream{}}
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
-		err := ch.trim(ctx, floors)
+		err := ch.trim(ctx, &st)
 		switch {
 		case err != nil && ctx.Err() == nil && err.Error() != lastErr:
 			// Once per kind of failure: a trim that fails leaves records on disk, nothing more,
@@ -64,39 +64,45 @@ func (ch *channel) trimLoop(ctx context.Context) {
 	}
 }
 
+// trimState is what trimLoop keeps between trims: the floor each queue was last trimmed to,
+// so that an idle queue costs one consumer info request and no write, and the streams,
+// looked up once rather than at every purge.
+type trimState struct {
+	floors  map[string]uint64
+	streams map[string]jetstream.Stream
+}
+
 // trim removes what each consumer of the channel has acknowledged: the inbound stream up to
-// the processor's floor, and each destination's subject up to its worker's. floors holds the
-// floor each queue was last trimmed to, so an idle queue costs one info request and no write.
-func (ch *channel) trim(ctx context.Context, floors map[string]uint64) error {
+// the processor's floor, and each destination's subject up to its worker's.
+func (ch *channel) trim(ctx context.Context, st *trimState) error {
 	js := ch.e.opts.Broker.JetStream()
 	var errs []error
 	queue := func(stream, consumer string, opts ...jetstream.StreamPurgeOpt) {
 		key := stream + "/" + consumer
-		c, err := js.Consumer(ctx, stream, consumer)
+		c, err := js.Consumer(ctx, stream, consumer) // fetches the consumer's info
 		if err != nil {
 			errs = append(errs, err)
 			return
 		}
-		info, err := c.Info(ctx)
-		if err != nil {
-			errs = append(errs, err)
+		floor := c.CachedInfo().AckFloor.Stream
+		if floor <= st.floors[key] {
 			return
 		}
-		floor := info.AckFloor.Stream
-		if floor <= floors[key] {
-			return
-		}
-		s, err := js.Stream(ctx, stream)
-		if err != nil {
-			errs = append(errs, err)
-			return
+		s, ok := st.streams[stream]
+		if !ok {
+			if s, err = js.Stream(ctx, stream); err != nil {
+				errs = append(errs, err)
+				return
+			}
+			st.streams[stream] = s
 		}
 		// Purging "up to" a sequence keeps that sequence: the floor itself is acknowledged.
 		if err := s.Purge(ctx, append(opts, jetstream.WithPurgeSequence(floor+1))...); err != nil {
+			delete(st.streams, stream) // looked up again next time, in case it was recreated
 			errs = append(errs, err)
 			return
 		}
-		floors[key] = floor
+		st.floors[key] = floor
 	}
 	queue(inStream(ch.name), "processor")
 	for _, d := range ch.dests {

@@ -214,7 +214,9 @@ type Store interface {
 	// AddAttempt records an attempt and updates the delivery row (status, attempts, last
 	// error) in the same transaction; an existing (id, destination, number) is left as it is.
 	// When the delivery leaves no destination queued, the message status becomes sent, or
-	// error if any destination dead-lettered.
+	// error if any destination dead-lettered. Every later call sees the attempt. For a
+	// message that is not stored it returns ErrNotFound, or, where attempts are recorded
+	// ahead of the tables (the SQLite store's attempt log), drops the attempt later.
 	AddAttempt(ctx context.Context, id string, a Attempt, status DeliveryStatus) error
 	// Delivery returns one delivery row, with its payload.
 	Delivery(ctx context.Context, id, destination string) (Delivery, error)

@@ -28,6 +28,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -57,14 +58,17 @@ type Options struct {
 	Logger *slog.Logger
 
 	checkpoints checkpointConfig // zero means defaultCheckpoints; tests shrink it
+	applyEvery  time.Duration    // zero means applyEvery; tests stretch it
 }
 
 // Store is a store.Store on one SQLite database, and a store.JobStore.
 type Store struct {
-	w  *sql.DB       // the single writer connection
-	r  *sql.DB       // the read pool; the same as w for Memory
-	wr *writer       // group commit on w
-	ck *checkpointer // nil for Memory
+	w   *sql.DB       // the single writer connection
+	r   *sql.DB       // the read pool; the same as w for Memory
+	wr  *writer       // group commit on w
+	ck  *checkpointer // nil for Memory
+	al  *attemptLog   // nil for Memory: attempts are then written directly
+	log *slog.Logger
 
 	stmts map[string]*sql.Stmt // prepared once on w at Open and read-only after: see prep
 
@@ -131,9 +135,12 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	if opts.checkpoints == (checkpointConfig{}) {
 		opts.checkpoints = defaultCheckpoints
 	}
+	if opts.applyEvery <= 0 {
+		opts.applyEvery = applyEvery
+	}
 	busy := "busy_timeout(" + strconv.FormatInt(opts.BusyTimeout.Milliseconds(), 10) + ")"
 
-	s := &Store{}
+	s := &Store{log: opts.Logger}
 	if path == Memory {
 		v := url.Values{"_pragma": {busy, "foreign_keys(1)"}}
 		s.w = sql.OpenDB(connector{dsn: Memory + "?" + v.Encode()})
@@ -176,12 +183,66 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	}
 	if err == nil && path != Memory {
 		s.ck = newCheckpointer(path, s.w, opts.checkpoints, opts.Logger)
+		err = s.openAttemptLog(ctx, path, opts.applyEvery)
 	}
 	if err != nil {
 		s.Close()
 		return nil, fmt.Errorf("store/sqlite: open %s: %w", path, err)
 	}
 	return s, nil
+}
+
+// openAttemptLog applies what a crash left in the attempt log, then starts it.
+func (s *Store) openAttemptLog(ctx context.Context, path string, every time.Duration) error {
+	al, left, err := openAttemptLog(path, s.log, every)
+	if err != nil {
+		return err
+	}
+	if len(left) > 0 {
+		replayOrder(left)
+		for chunk := range slices.Chunk(left, 1000) {
+			if err := s.applyAttempts(ctx, chunk); err != nil {
+				al.closeFiles()
+				return fmt.Errorf("apply the attempt log: %w", err)
+			}
+		}
+		s.log.Info("applied the attempts a stop left in the attempt log", "attempts", len(left))
+	}
+	if err := al.emptyFiles(); err != nil {
+		al.closeFiles()
+		return err
+	}
+	s.al = al
+	go al.run(s.applyAttempts)
+	return nil
+}
+
+// applyAttempts writes logged attempts in one transaction. An attempt whose message is
+// gone (pruned while it was being delivered) has nothing left to update and is dropped.
+func (s *Store) applyAttempts(ctx context.Context, recs []loggedAttempt) error {
+	return s.write(ctx, func(tx *sql.Tx) error {
+		for _, r := range recs {
+			err := s.addAttemptTx(ctx, tx, r.ID, r.Attempt, r.Status)
+			if errors.Is(err, store.ErrNotFound) {
+				s.log.Warn("attempt for a message no longer stored, dropped", "id", r.ID, "destination", r.Attempt.Destination)
+				continue
+			}
+			if err != nil {
+				return fmt.Errorf("message %s: %w", r.ID, err)
+			}
+		}
+		return nil
+	})
+}
+
+// settle applies the attempt log, so that what follows sees every attempt recorded before
+// it. Every read of delivery state or message status calls it first, and so does every
+// write that changes them, so that an attempt applied later cannot undo the change.
+func (s *Store) settle(ctx context.Context) error {
+	if s.al == nil || s.al.unapplied.Load() == 0 {
+		return nil
+	}
+	return s.al.settle(ctx, s.applyAttempts)
 }
 
 // prepareFile creates the directory and an empty database file with owner-only access;
@@ -380,6 +441,9 @@ func (s *Store) PutMessages(ctx context.Context, msgs []store.Message) error {
 
 // SetStatus implements store.Store.
 func (s *Store) SetStatus(ctx context.Context, id string, status store.Status, errText string) error {
+	if err := s.settle(ctx); err != nil {
+		return wrap("set status", err)
+	}
 	if err := query.CheckStatus(status); err != nil {
 		return wrap("set status", err)
 	}
@@ -437,6 +501,9 @@ func (s *Store) AddStages(ctx context.Context, id string, stages []store.Stage) 
 
 // PutDeliveries implements store.Store. An empty Channel is taken from the message.
 func (s *Store) PutDeliveries(ctx context.Context, ds []store.Delivery) error {
+	if err := s.settle(ctx); err != nil {
+		return wrap("put deliveries", err)
+	}
 	if len(ds) == 0 {
 		return nil
 	}
@@ -525,46 +592,64 @@ const (
 
 // AddAttempt implements store.Store. When the message has no delivery row for the
 // destination yet, one is created, so an attempt is never recorded without its state.
+//
+// The attempt goes to the attempt log (see attemptLog) and reaches the tables within a
+// few milliseconds, or at once when something reads them. A message that is not stored
+// is therefore not reported here; its attempt is dropped when it is applied.
 func (s *Store) AddAttempt(ctx context.Context, id string, a store.Attempt, status store.DeliveryStatus) error {
 	if err := query.Attempt(&a, status, time.Now()); err != nil {
 		return wrap("add attempt", err)
 	}
-	return wrap("add attempt", s.write(ctx, func(tx *sql.Tx) error {
-		res, err := s.exec(ctx, tx, sqlInsertAttempt,
-			id, a.Destination, a.Number, query.Micros(a.At), int64(a.Duration), a.OK, a.Error,
-			a.ReplySummary, nullBytes(a.Reply), nullBytes(a.Sent))
-		if err != nil {
-			return missingMessage(err, id)
+	if s.al != nil {
+		err := s.al.append(loggedAttempt{ID: id, Attempt: a, Status: status})
+		if !errors.Is(err, errLogBroken) {
+			return wrap("add attempt", err)
 		}
-		if n, err := res.RowsAffected(); err != nil {
-			return err
-		} else if n == 0 {
-			// Recorded before, together with its delivery update: nothing left to do.
-			return nil
+		// Written directly from now on, after what the log holds, so that attempts of a
+		// delivery still reach the table in order.
+		if err := s.settle(ctx); err != nil {
+			return wrap("add attempt", err)
 		}
-		args := []any{id, a.Destination, string(status), a.Error, query.Micros(a.At), a.OK}
-		res, err = s.exec(ctx, tx, sqlUpdateDelivery, args...)
-		if err != nil {
-			return fmt.Errorf("update delivery: %w", err)
-		}
-		if n, err := res.RowsAffected(); err != nil {
-			return err
-		} else if n == 0 {
-			if _, err := s.exec(ctx, tx, sqlUpsertDelivery, args...); err != nil {
-				return fmt.Errorf("insert delivery: %w", err)
-			}
-		}
-		if status == store.DeliveryQueued {
-			// This delivery is still queued, so the message is too: the recomputation
-			// below could only find that out.
-			return nil
-		}
-		if _, err := s.exec(ctx, tx, sqlAttemptMessageStatus,
-			id, query.Micros(time.Now())); err != nil {
-			return fmt.Errorf("update message status: %w", err)
-		}
+	}
+	return wrap("add attempt", s.write(ctx, func(tx *sql.Tx) error { return s.addAttemptTx(ctx, tx, id, a, status) }))
+}
+
+// addAttemptTx writes an attempt and the delivery and message state it leads to.
+func (s *Store) addAttemptTx(ctx context.Context, tx *sql.Tx, id string, a store.Attempt, status store.DeliveryStatus) error {
+	res, err := s.exec(ctx, tx, sqlInsertAttempt,
+		id, a.Destination, a.Number, query.Micros(a.At), int64(a.Duration), a.OK, a.Error,
+		a.ReplySummary, nullBytes(a.Reply), nullBytes(a.Sent))
+	if err != nil {
+		return missingMessage(err, id)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return err
+	} else if n == 0 {
+		// Recorded before, together with its delivery update: nothing left to do.
 		return nil
-	}))
+	}
+	args := []any{id, a.Destination, string(status), a.Error, query.Micros(a.At), a.OK}
+	res, err = s.exec(ctx, tx, sqlUpdateDelivery, args...)
+	if err != nil {
+		return fmt.Errorf("update delivery: %w", err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return err
+	} else if n == 0 {
+		if _, err := s.exec(ctx, tx, sqlUpsertDelivery, args...); err != nil {
+			return fmt.Errorf("insert delivery: %w", err)
+		}
+	}
+	if status == store.DeliveryQueued {
+		// This delivery is still queued, so the message is too: the recomputation
+		// below could only find that out.
+		return nil
+	}
+	if _, err := s.exec(ctx, tx, sqlAttemptMessageStatus,
+		id, query.Micros(time.Now())); err != nil {
+		return fmt.Errorf("update message status: %w", err)
+	}
+	return nil
 }
 
 // deliveryStatesMax is the most ids one DeliveryStates statement takes; SQLite limits the
@@ -594,6 +679,9 @@ func (s *Store) deliveryStatesStmt(ctx context.Context, n int) (*sql.Stmt, error
 
 // DeliveryStates implements store.Store.
 func (s *Store) DeliveryStates(ctx context.Context, destination string, ids []string) (map[string]store.Delivery, error) {
+	if err := s.settle(ctx); err != nil {
+		return nil, wrap("delivery states", err)
+	}
 	out := make(map[string]store.Delivery, len(ids))
 	for start := 0; start < len(ids); start += deliveryStatesMax {
 		chunk := ids[start:min(start+deliveryStatesMax, len(ids))]
@@ -642,6 +730,9 @@ func (s *Store) DeliveryStates(ctx context.Context, destination string, ids []st
 
 // Delivery implements store.Store.
 func (s *Store) Delivery(ctx context.Context, id, destination string) (store.Delivery, error) {
+	if err := s.settle(ctx); err != nil {
+		return store.Delivery{}, wrap("delivery", err)
+	}
 	d := store.Delivery{MessageID: id, Destination: destination}
 	var status string
 	var updated int64
@@ -693,6 +784,9 @@ func scanMessage(row scanner, withRaw bool) (store.Message, error) {
 
 // Get implements store.Store. Deliveries come without their payload; use Delivery.
 func (s *Store) Get(ctx context.Context, id string) (store.Detail, error) {
+	if err := s.settle(ctx); err != nil {
+		return store.Detail{}, wrap("get", err)
+	}
 	var d store.Detail
 	err := s.read(ctx, func(tx *sql.Tx) error {
 		m, err := scanMessage(tx.QueryRowContext(ctx,
@@ -855,6 +949,9 @@ func searchSQL(q store.Query) (sqlText string, args []any, limit int, err error)
 
 // Search implements store.Store.
 func (s *Store) Search(ctx context.Context, q store.Query) (store.Page, error) {
+	if err := s.settle(ctx); err != nil {
+		return store.Page{}, wrap("search", err)
+	}
 	sqlText, args, limit, err := searchSQL(q)
 	if err != nil {
 		return store.Page{}, wrap("search", err)
@@ -885,6 +982,9 @@ func (s *Store) Search(ctx context.Context, q store.Query) (store.Page, error) {
 
 // DeadLetters implements store.Store. Deliveries come without their payload.
 func (s *Store) DeadLetters(ctx context.Context, q store.DeadLetterQuery) (store.DeadLetterPage, error) {
+	if err := s.settle(ctx); err != nil {
+		return store.DeadLetterPage{}, wrap("dead letters", err)
+	}
 	// The status literal (not a parameter) lets SQLite use the partial indexes.
 	where := []string{"status = 'dead_letter'"}
 	var args []any
@@ -935,6 +1035,9 @@ func (s *Store) DeadLetters(ctx context.Context, q store.DeadLetterQuery) (store
 // Prune implements store.Store. Each batch is its own short write transaction, so writes
 // waiting for the one writer connection get their turn between batches.
 func (s *Store) Prune(ctx context.Context, channel string, before time.Time, batch int) (int64, error) {
+	if err := s.settle(ctx); err != nil {
+		return 0, wrap("prune", err)
+	}
 	if batch <= 0 {
 		batch = query.DefaultBatch
 	}
@@ -980,6 +1083,15 @@ func (s *Store) Ping(ctx context.Context) error {
 func (s *Store) Close() error {
 	s.closeOnce.Do(func() {
 		var errs []error
+		if s.al != nil {
+			// Before the writer stops: what the log holds goes into the tables now. If
+			// that fails it stays in the files, and the next Open applies it.
+			s.al.stop()
+			if err := s.settle(context.Background()); err != nil {
+				errs = append(errs, fmt.Errorf("apply the attempt log: %w", err))
+			}
+			s.al.closeFiles()
+		}
 		if s.wr != nil {
 			s.wr.stop()
 		}

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"syscall"
 	"time"
@@ -48,6 +49,7 @@ func serve(ctx context.Context, env *cliEnv, path string) error {
 	}
 	log := newLogger(env, cfg.Server.Log)
 	slog.SetDefault(log)
+	setProcs(cfg.Server.Procs, log)
 	dataDir := cfg.Server.DataDir
 	if err := os.MkdirAll(dataDir, 0o750); err != nil {
 		return fmt.Errorf("data dir: %w", err)
@@ -218,4 +220,28 @@ func natsWhere(b *broker.Broker) string {
 
 func sameServer(a, b *config.Config) bool {
 	return a.Server.Hash() == b.Server.Hash()
+}
+
+// setProcs applies server.procs to GOMAXPROCS, unless the GOMAXPROCS environment variable
+// has set it already (the Go convention operators expect to work).
+func setProcs(configured int, log *slog.Logger) {
+	cpus := runtime.GOMAXPROCS(0) // Go's default: the CPUs this process may use, cgroup limits included
+	if _, ok := os.LookupEnv("GOMAXPROCS"); ok {
+		log.Info("threads running Go code", "procs", cpus, "set_by", "GOMAXPROCS")
+		return
+	}
+	n := procsFor(configured, cpus)
+	runtime.GOMAXPROCS(n)
+	log.Info("threads running Go code", "procs", n, "cpus", cpus, "set_by", "server.procs")
+}
+
+// procsFor is server.procs resolved: 0 means twice the CPUs. Much of Osprey's time is spent
+// in system calls that block their thread (JetStream's fsync before each ACK, the store's
+// writes, socket I/O); with one thread per CPU the goroutines that could run meanwhile wait
+// for the scheduler to notice, and the senders' ACKs wait with them.
+func procsFor(configured, cpus int) int {
+	if configured > 0 {
+		return configured
+	}
+	return 2 * max(cpus, 1)
 }

@@ -177,3 +177,21 @@ func TestServeReloadAuthAndGracefulStop(t *testing.T) {
 		t.Errorf("no stop message in the log:\n%s", p.out.String())
 	}
 }
+
+func TestProcsFor(t *testing.T) {
+	tests := []struct {
+		configured, cpus, want int
+	}{
+		{0, 2, 4},
+		{0, 1, 2},
+		{0, 16, 32},
+		{0, 0, 2}, // never zero, whatever the runtime reports
+		{3, 2, 3},
+		{1, 64, 1},
+	}
+	for _, tc := range tests {
+		if got := procsFor(tc.configured, tc.cpus); got != tc.want {
+			t.Errorf("procsFor(%d, %d) = %d, want %d", tc.configured, tc.cpus, got, tc.want)
+		}
+	}
+}

@@ -36,6 +36,7 @@ type Server struct {
 	NATS      NATS
 	Store     Store
 	Retention time.Duration // default message history retention
+	Procs     int           // GOMAXPROCS for serve; 0 = twice the CPUs
 	Log       Log
 	Pos       string // "file:line:col" of the server section, "" when the configuration has none
 
@@ -557,6 +558,7 @@ func (l *loader) buildServer(sp *spec.Parsed, given bool) Server {
 		},
 		Store:     Store{SQLite: stp.String(fieldSQLite), Postgres: stp.String(fieldPostgres)},
 		Retention: sp.Duration(fieldRetention),
+		Procs:     sp.Int(fieldProcs),
 		Log:       Log{Level: lp.String(fieldLevel), Format: lp.String(fieldFormat)},
 	}
 	if given {

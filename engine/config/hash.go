@@ -34,7 +34,7 @@ func (s *Server) Hash() string {
 			"tls":   []string{s.Admin.TLS.CertFile, s.Admin.TLS.KeyFile},
 			"nats":  []any{s.NATS.URL, s.NATS.Listen, s.NATS.Sync, s.NATS.Creds, s.NATS.StreamReplicas},
 			"store": []string{s.Store.SQLite, s.Store.Postgres}, "retention": s.Retention.String(),
-			"log": []string{s.Log.Level, s.Log.Format},
+			"log": []string{s.Log.Level, s.Log.Format}, "procs": s.Procs,
 		})
 	}
 	return s.hash

@@ -34,6 +34,7 @@ const (
 	fieldSQLite    = "sqlite"
 	fieldPostgres  = "postgres"
 	fieldRetention = "retention"
+	fieldProcs     = "procs"
 	fieldLog       = "log"
 	fieldLevel     = "level"
 	fieldFormat    = "format"
@@ -132,6 +133,12 @@ func ServerSpec() []spec.Field {
 		),
 		spec.NewDuration(fieldRetention, "How long message history is kept; a channel may override it.").
 			WithDefault("720h").WithLint(nonNegative),
+		spec.NewInt(fieldProcs, "How many threads run Osprey's Go code at once (Go's GOMAXPROCS). 0 means twice the "+
+			"CPUs available to the process: much of the work waits in system calls (JetStream's fsync before every "+
+			"ACK, the store's writes, the sockets), and with a thread per CPU the runnable work waits for them; on "+
+			"two CPUs twice as many took 25-30% more ACKs per second with 32 senders. The `GOMAXPROCS` environment "+
+			"variable, when set, wins.").
+			WithDefault(0).WithLint(intRange(0, 4096)),
 		spec.NewObject(fieldLog, "Process logs (log/slog). Message bodies are never logged.",
 			spec.NewString(fieldLevel, "Lowest level written.").
 				WithEnum("debug", "info", "warn", "error").WithDefault("info"),

@@ -1,0 +1,222 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/osprey-health/osprey/channels/mllp"
+	"github.com/osprey-health/osprey/engine"
+)
+
+// BenchmarkServe runs the product as an operator does: the `osprey` binary in a process of
+// its own (`osprey serve`, default settings, embedded NATS with sync always, SQLite), with
+// the senders and the destination's peer in this process. The in-process benchmarks share
+// one Go runtime between the engine, its load and its peer; here the engine's numbers
+// (CPU per message, RSS) are its own, and it runs with the runtime settings `serve` applies.
+//
+// procs=default is `server.procs` as shipped (twice the CPUs); procs=cpus is one thread per
+// CPU, Go's own default, beside it.
+func BenchmarkServe(b *testing.B) {
+	bin := ospreyBinary(b)
+	cpus := runtime.NumCPU()
+	for _, load := range []struct {
+		name  string
+		rate  float64 // per second over all connections; 0 = as fast as the ACKs come
+		n     int
+		conns int
+	}{
+		{"conns=32", 0, 30000, 32},
+		{"rate=1000/conns=32", 1000, 5000, 32},
+	} {
+		for _, procs := range []struct {
+			name string
+			n    int
+		}{{"default", 0}, {"cpus", cpus}} {
+			b.Run(fmt.Sprintf("sync=always/%s/procs=%s", load.name, procs.name), func(b *testing.B) {
+				s := startServe(b, bin, procs.n)
+				n := max(b.N, load.n)
+				b.ResetTimer()
+				cpu0 := s.cpu(b)
+				start := time.Now()
+				lat := drive(b, s.in, load.conns, n, load.rate/float64(load.conns))
+				elapsed := time.Since(start)
+				all := s.waitDelivered(b, len(lat)).Sub(start)
+				cpu := s.cpu(b) - cpu0
+				b.StopTimer()
+				if load.rate == 0 {
+					b.ReportMetric(float64(len(lat))/elapsed.Seconds(), "msgs/s")
+					b.ReportMetric(float64(len(lat))/all.Seconds(), "delivered/s")
+				}
+				reportLatency(b, lat)
+				b.ReportMetric(float64(cpu.Microseconds())/float64(len(lat)), "cpu_us/msg")
+				b.ReportMetric(s.rssMB(b), "rss_MB")
+			})
+		}
+	}
+}
+
+var (
+	binOnce sync.Once
+	binPath string
+	binErr  error
+)
+
+// ospreyBinary builds cmd/osprey once per run of the benchmarks.
+func ospreyBinary(b *testing.B) string {
+	b.Helper()
+	binOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "osprey-bench-bin")
+		if err != nil {
+			binErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "osprey")
+		out, err := exec.Command("go", "build", "-o", binPath, "../cmd/osprey").CombinedOutput()
+		if err != nil {
+			binErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if binErr != nil {
+		b.Fatal(binErr)
+	}
+	return binPath
+}
+
+// served is a running `osprey serve` with its destination's peer.
+type served struct {
+	in        string
+	cmd       *exec.Cmd
+	out       *bytes.Buffer
+	delivered atomic.Int64
+}
+
+func startServe(b *testing.B, bin string, procs int) *served {
+	b.Helper()
+	s := &served{out: &bytes.Buffer{}}
+	peer, err := mllp.NewSource(mllp.SourceConfig{Address: "127.0.0.1:0"}, engine.Resources{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := peer.Listen(); err != nil {
+		b.Fatal(err)
+	}
+	pctx, stopPeer := context.WithCancel(context.Background())
+	peerDone := make(chan struct{})
+	go func() {
+		defer close(peerDone)
+		_ = peer.Run(pctx, engine.SinkFunc(func(context.Context, *engine.Message) (engine.Receipt, error) {
+			s.delivered.Add(1)
+			return engine.Receipt{Verdict: engine.Accepted}, nil
+		}))
+	}()
+	b.Cleanup(func() { stopPeer(); <-peerDone })
+
+	dir := b.TempDir()
+	s.in = freeAddr(b)
+	cfg := fmt.Sprintf(`server:
+  data_dir: %q
+  admin: {listen: %q}
+  procs: %d
+  log: {level: warn}
+channels:
+  - name: bench
+    source: {mllp: {address: %q}}
+    destinations:
+      - name: out
+        mllp: {address: %q, connections: 4}
+`, filepath.Join(dir, "data"), freeAddr(b), procs, s.in, peer.Addr())
+	path := filepath.Join(dir, "osprey.yaml")
+	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	s.cmd = exec.Command(bin, "serve", "-c", path)
+	// The engine's threads are set by server.procs, not by whatever this shell exported.
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "GOMAXPROCS=") {
+			s.cmd.Env = append(s.cmd.Env, kv)
+		}
+	}
+	s.cmd.Stdout, s.cmd.Stderr = s.out, s.out
+	if err := s.cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() {
+		_ = s.cmd.Process.Signal(syscall.SIGTERM)
+		done := make(chan error, 1)
+		go func() { done <- s.cmd.Wait() }()
+		select {
+		case err := <-done:
+			if err != nil {
+				b.Errorf("osprey serve exited: %v\n%s", err, s.out)
+			}
+		case <-time.After(30 * time.Second):
+			_ = s.cmd.Process.Kill()
+			b.Errorf("osprey serve did not stop within 30s of SIGTERM\n%s", s.out)
+		}
+	})
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		c, err := mllp.Dial(context.Background(), mllp.ClientConfig{Address: s.in})
+		if err == nil {
+			c.Close()
+			return s
+		}
+		if time.Now().After(deadline) {
+			b.Fatalf("osprey serve never listened on %s: %v\n%s", s.in, err, s.out)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func (s *served) waitDelivered(b *testing.B, n int) time.Time {
+	b.Helper()
+	deadline := time.Now().Add(2 * time.Minute)
+	for s.delivered.Load() < int64(n) {
+		if time.Now().After(deadline) {
+			b.Fatalf("delivered %d of %d messages in two minutes", s.delivered.Load(), n)
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return time.Now()
+}
+
+// cpu is the CPU time (user and system) the serve process has used so far.
+func (s *served) cpu(b *testing.B) time.Duration {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", s.cmd.Process.Pid))
+	if err != nil {
+		b.Skipf("CPU time of the serve process: %v (this benchmark reads /proc, which Linux has)", err)
+	}
+	// The fields after the command name (which may hold spaces) start after its ')'.
+	f := strings.Fields(string(data[bytes.LastIndexByte(data, ')')+2:]))
+	utime, _ := strconv.ParseInt(f[11], 10, 64)
+	stime, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(utime+stime) * time.Second / 100 // USER_HZ, 100 on Linux
+}
+
+// rssMB is the serve process's resident set now.
+func (s *served) rssMB(b *testing.B) float64 {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", s.cmd.Process.Pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(data), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			kb, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 64)
+			return kb / 1024
+		}
+	}
+	return 0
+}

@@ -99,7 +99,7 @@ func BenchmarkStoreAttempt(b *testing.B) {
 						}
 					}()
 				}
-				cpu0, n := cpuNow(), 0
+				cpu0, n, start := cpuNow(), 0, time.Now()
 				for b.Loop() {
 					ids <- fmt.Sprintf("m%09d", n%pre)
 					n++
@@ -109,10 +109,21 @@ func BenchmarkStoreAttempt(b *testing.B) {
 				if failure != nil {
 					b.Fatal(failure)
 				}
+				settled(b, s, fmt.Sprintf("m%09d", (n-1)%pre))
 				b.ReportMetric(float64(cpuNow()-cpu0)/float64(n), "cpu_ns/op")
-				b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "attempts/s")
+				b.ReportMetric(float64(n)/time.Since(start).Seconds(), "attempts/s")
 			})
 		}
+	}
+}
+
+// settled reads the delivery of id, the last message an attempt was recorded for, so that the
+// attempts are in the tables before the clock stops: the SQLite store records them in its
+// attempt log first and applies them in bulk, before any read of delivery state.
+func settled(b *testing.B, s store.Store, id string) {
+	b.Helper()
+	if d, err := s.Delivery(context.Background(), id, "out"); err != nil || d.Status != store.DeliverySent {
+		b.Fatalf("delivery of %s after its attempt: %+v, %v", id, d, err)
 	}
 }
 
@@ -138,7 +149,7 @@ func BenchmarkStoreEngine(b *testing.B) {
 					}
 				}()
 			}
-			cpu0, n := cpuNow(), 0
+			cpu0, n, start := cpuNow(), 0, time.Now()
 			for b.Loop() {
 				if n%16 == 0 {
 					msgs, ds := hotBatch(16, n)
@@ -159,8 +170,9 @@ func BenchmarkStoreEngine(b *testing.B) {
 			if failure != nil {
 				b.Fatal(failure)
 			}
+			settled(b, s, fmt.Sprintf("m%09d", n-1))
 			b.ReportMetric(float64(cpuNow()-cpu0)/float64(n), "cpu_ns/op")
-			b.ReportMetric(float64(n)/b.Elapsed().Seconds(), "msgs/s")
+			b.ReportMetric(float64(n)/time.Since(start).Seconds(), "msgs/s")
 		})
 	}
 }

@@ -74,9 +74,14 @@ var (
 	binErr  error
 )
 
-// ospreyBinary builds cmd/osprey once per run of the benchmarks.
+// ospreyBinary builds cmd/osprey once per run of the benchmarks. OSPREY_BENCH_BINARY names a
+// binary built elsewhere instead, so that an earlier version can be measured beside this one
+// in the same hour (one that predates server.procs runs only the procs=default cases).
 func ospreyBinary(b *testing.B) string {
 	b.Helper()
+	if p := os.Getenv("OSPREY_BENCH_BINARY"); p != "" {
+		return p
+	}
 	binOnce.Do(func() {
 		dir, err := os.MkdirTemp("", "osprey-bench-bin")
 		if err != nil {
@@ -126,10 +131,13 @@ func startServe(b *testing.B, bin string, procs int) *served {
 
 	dir := b.TempDir()
 	s.in = freeAddr(b)
+	procsLine := "" // the default; left out, so that a binary older than the setting runs too
+	if procs > 0 {
+		procsLine = fmt.Sprintf("\n  procs: %d", procs)
+	}
 	cfg := fmt.Sprintf(`server:
   data_dir: %q
-  admin: {listen: %q}
-  procs: %d
+  admin: {listen: %q}%s
   log: {level: warn}
 channels:
   - name: bench
@@ -137,7 +145,7 @@ channels:
     destinations:
       - name: out
         mllp: {address: %q, connections: 4}
-`, filepath.Join(dir, "data"), freeAddr(b), procs, s.in, peer.Addr())
+`, filepath.Join(dir, "data"), freeAddr(b), procsLine, s.in, peer.Addr())
 	path := filepath.Join(dir, "osprey.yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		b.Fatal(err)

@@ -76,6 +76,11 @@ const (
 	applyEvery = 10 * time.Millisecond
 	// applyAt wakes the applier early, so that a burst never makes one huge transaction.
 	applyAt = 512
+	// maxUnapplied bounds what the log holds when the database cannot take it (disk full,
+	// file locked by another process): past it AddAttempt applies the log itself and
+	// returns the failure, so delivery waits, as it does when a direct write fails,
+	// instead of memory and the files growing without end.
+	maxUnapplied = 16384
 	// recordHeader is the length and the CRC-32C of the payload, before it.
 	recordHeader = 8
 )

@@ -254,3 +254,40 @@ func TestMemoryHasNoAttemptLog(t *testing.T) {
 		t.Error("an in-memory store has an attempt log")
 	}
 }
+
+// When the database takes no writes, the log takes attempts up to its bound and then
+// refuses them (the delivery worker retries, so delivery waits); what it took is applied
+// when the store opens again.
+func TestAttemptLogBoundWhenTheDatabaseFails(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "osprey.db")
+	s, err := Open(t.Context(), path, Options{applyEvery: time.Hour, maxLogged: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	queuedFor(t, s, "m1", "m2", "m3", "m4")
+	s.wr.stop() // as if the disk were full: every write fails from here on
+	sent := func(id string) error {
+		return s.AddAttempt(t.Context(), id, store.Attempt{Destination: "out", Number: 1, At: time.Now(), OK: true},
+			store.DeliverySent)
+	}
+	for _, id := range []string{"m1", "m2", "m3"} {
+		if err := sent(id); err != nil {
+			t.Fatalf("attempt of %s, below the bound: %v", id, err)
+		}
+	}
+	if err := sent("m4"); err == nil {
+		t.Fatal("the log took a fourth attempt past its bound of 3 while the database failed")
+	}
+	if err := s.Close(); err == nil {
+		t.Error("Close reported success although the attempt log could not be applied")
+	}
+
+	s = logStore(t, path)
+	defer s.Close()
+	for id, want := range map[string]store.DeliveryStatus{"m1": store.DeliverySent, "m2": store.DeliverySent,
+		"m3": store.DeliverySent, "m4": store.DeliveryQueued} {
+		if d, err := s.Delivery(t.Context(), id, "out"); err != nil || d.Status != want {
+			t.Errorf("%s after reopening: %+v, %v; want %s", id, d, err, want)
+		}
+	}
+}

@@ -59,16 +59,20 @@ type Options struct {
 
 	checkpoints checkpointConfig // zero means defaultCheckpoints; tests shrink it
 	applyEvery  time.Duration    // zero means applyEvery; tests stretch it
+	maxLogged   int64            // zero means maxUnapplied; tests shrink it
 }
 
 // Store is a store.Store on one SQLite database, and a store.JobStore.
 type Store struct {
-	w   *sql.DB       // the single writer connection
-	r   *sql.DB       // the read pool; the same as w for Memory
-	wr  *writer       // group commit on w
-	ck  *checkpointer // nil for Memory
-	al  *attemptLog   // nil for Memory: attempts are then written directly
-	log *slog.Logger
+	w  *sql.DB       // the single writer connection
+	r  *sql.DB       // the read pool; the same as w for Memory
+	wr *writer       // group commit on w
+	ck *checkpointer // nil for Memory
+	al *attemptLog   // nil for Memory: attempts are then written directly
+	// maxLogged is how many attempts the log may hold unapplied before AddAttempt waits
+	// for the database (see maxUnapplied).
+	maxLogged int64
+	log       *slog.Logger
 
 	stmts map[string]*sql.Stmt // prepared once on w at Open and read-only after: see prep
 
@@ -138,9 +142,12 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	if opts.applyEvery <= 0 {
 		opts.applyEvery = applyEvery
 	}
+	if opts.maxLogged <= 0 {
+		opts.maxLogged = maxUnapplied
+	}
 	busy := "busy_timeout(" + strconv.FormatInt(opts.BusyTimeout.Milliseconds(), 10) + ")"
 
-	s := &Store{log: opts.Logger}
+	s := &Store{log: opts.Logger, maxLogged: opts.maxLogged}
 	if path == Memory {
 		v := url.Values{"_pragma": {busy, "foreign_keys(1)"}}
 		s.w = sql.OpenDB(connector{dsn: Memory + "?" + v.Encode()})
@@ -606,6 +613,11 @@ func (s *Store) AddAttempt(ctx context.Context, id string, a store.Attempt, stat
 		return wrap("add attempt", err)
 	}
 	if s.al != nil {
+		if n := s.al.unapplied.Load(); n >= s.maxLogged {
+			if err := s.settle(ctx); err != nil {
+				return wrap("add attempt", fmt.Errorf("%d attempts wait for the database: %w", n, err))
+			}
+		}
 		err := s.al.append(loggedAttempt{ID: id, Attempt: a, Status: status})
 		if !errors.Is(err, errLogBroken) {
 			return wrap("add attempt", err)

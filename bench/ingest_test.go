@@ -29,12 +29,42 @@ import (
 // from an MLLP source to an MLLP destination whose peer ACKs at once. What the benchmark
 // measures is what a sender sees: ACKs of durably committed messages.
 type pipeline struct {
-	in        string
-	delivered atomic.Int64 // messages the destination's peer has received
+	in   string
+	peer *peer
+}
+
+// peer is a destination's receiver: an MLLP listener that ACKs at once and counts.
+type peer struct {
+	addr      string
+	delivered atomic.Int64
+}
+
+// startPeer starts a peer for the rest of the benchmark.
+func startPeer(b *testing.B) *peer {
+	b.Helper()
+	src, err := mllp.NewSource(mllp.SourceConfig{Address: "127.0.0.1:0"}, engine.Resources{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := src.Listen(); err != nil {
+		b.Fatal(err)
+	}
+	p := &peer{addr: src.Addr().String()}
+	ctx, stop := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = src.Run(ctx, engine.SinkFunc(func(context.Context, *engine.Message) (engine.Receipt, error) {
+			p.delivered.Add(1)
+			return engine.Receipt{Verdict: engine.Accepted}, nil
+		}))
+	}()
+	b.Cleanup(func() { stop(); <-done })
+	return p
 }
 
 // waitDelivered waits until the peer has received n messages and returns when that was.
-func (p *pipeline) waitDelivered(b *testing.B, n int) time.Time {
+func (p *peer) waitDelivered(b *testing.B, n int) time.Time {
 	b.Helper()
 	deadline := time.Now().Add(2 * time.Minute)
 	for p.delivered.Load() < int64(n) {
@@ -56,24 +86,7 @@ func startPipeline(b *testing.B, syncMode string) *pipeline {
 	}
 	b.Cleanup(func() { st.Close() })
 
-	peer, err := mllp.NewSource(mllp.SourceConfig{Address: "127.0.0.1:0"}, engine.Resources{Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := peer.Listen(); err != nil {
-		b.Fatal(err)
-	}
-	pctx, stopPeer := context.WithCancel(context.Background())
-	peerDone := make(chan struct{})
-	p := &pipeline{}
-	go func() {
-		defer close(peerDone)
-		_ = peer.Run(pctx, engine.SinkFunc(func(context.Context, *engine.Message) (engine.Receipt, error) {
-			p.delivered.Add(1)
-			return engine.Receipt{Verdict: engine.Accepted}, nil
-		}))
-	}()
-	b.Cleanup(func() { stopPeer(); <-peerDone })
+	p := &pipeline{peer: startPeer(b)}
 
 	in := freeAddr(b)
 	yaml := fmt.Sprintf(`channels:
@@ -82,7 +95,7 @@ func startPipeline(b *testing.B, syncMode string) *pipeline {
     destinations:
       - name: out
         mllp: {address: "%s", connections: 4}
-`, in, peer.Addr())
+`, in, p.peer.addr)
 	path := filepath.Join(dir, "osprey.yaml")
 	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
 		b.Fatal(err)
@@ -185,8 +198,12 @@ func reportLatency(b *testing.B, lat []time.Duration) {
 
 // rss is the process's resident set (VmRSS) in MB at the end of a run, with the engine still
 // up: the whole engine plus the benchmark's own clients, since they share the process.
-func rss() float64 {
-	data, err := os.ReadFile("/proc/self/status")
+func rss() float64 { return rssOf("self") }
+
+// rssOf is the resident set in MB of the process pid names ("self" for this one), 0 if
+// /proc does not say.
+func rssOf(pid string) float64 {
+	data, err := os.ReadFile("/proc/" + pid + "/status")
 	if err != nil {
 		return 0
 	}
@@ -213,7 +230,7 @@ func BenchmarkIngest(b *testing.B) {
 				elapsed := time.Since(start)
 				// ACKs can run ahead of delivery while the queues absorb the difference; the
 				// rate at which messages reach the destination is what the engine sustains.
-				all := p.waitDelivered(b, len(lat)).Sub(start)
+				all := p.peer.waitDelivered(b, len(lat)).Sub(start)
 				// CPU per message is steadier than a rate on a shared virtual machine; it
 				// counts the whole process, senders and peer included.
 				b.ReportMetric(float64(cpuNow()-cpu0)/1e3/float64(len(lat)), "cpu_us/msg")

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"log/slog"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,13 +11,11 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/osprey-health/osprey/channels/mllp"
-	"github.com/osprey-health/osprey/engine"
 )
 
 // BenchmarkServe runs the product as an operator does: the `osprey` binary in a process of
@@ -53,7 +50,7 @@ func BenchmarkServe(b *testing.B) {
 				start := time.Now()
 				lat := drive(b, s.in, load.conns, n, load.rate/float64(load.conns))
 				elapsed := time.Since(start)
-				all := s.waitDelivered(b, len(lat)).Sub(start)
+				all := s.peer.waitDelivered(b, len(lat)).Sub(start)
 				cpu := s.cpu(b) - cpu0
 				b.StopTimer()
 				if load.rate == 0 {
@@ -62,7 +59,7 @@ func BenchmarkServe(b *testing.B) {
 				}
 				reportLatency(b, lat)
 				b.ReportMetric(float64(cpu.Microseconds())/float64(len(lat)), "cpu_us/msg")
-				b.ReportMetric(s.rssMB(b), "rss_MB")
+				b.ReportMetric(s.rssMB(), "rss_MB")
 			})
 		}
 	}
@@ -102,32 +99,15 @@ func ospreyBinary(b *testing.B) string {
 
 // served is a running `osprey serve` with its destination's peer.
 type served struct {
-	in        string
-	cmd       *exec.Cmd
-	out       *bytes.Buffer
-	delivered atomic.Int64
+	in   string
+	cmd  *exec.Cmd
+	out  *bytes.Buffer
+	peer *peer
 }
 
 func startServe(b *testing.B, bin string, procs int) *served {
 	b.Helper()
-	s := &served{out: &bytes.Buffer{}}
-	peer, err := mllp.NewSource(mllp.SourceConfig{Address: "127.0.0.1:0"}, engine.Resources{Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		b.Fatal(err)
-	}
-	if err := peer.Listen(); err != nil {
-		b.Fatal(err)
-	}
-	pctx, stopPeer := context.WithCancel(context.Background())
-	peerDone := make(chan struct{})
-	go func() {
-		defer close(peerDone)
-		_ = peer.Run(pctx, engine.SinkFunc(func(context.Context, *engine.Message) (engine.Receipt, error) {
-			s.delivered.Add(1)
-			return engine.Receipt{Verdict: engine.Accepted}, nil
-		}))
-	}()
-	b.Cleanup(func() { stopPeer(); <-peerDone })
+	s := &served{out: &bytes.Buffer{}, peer: startPeer(b)}
 
 	dir := b.TempDir()
 	s.in = freeAddr(b)
@@ -145,7 +125,7 @@ channels:
     destinations:
       - name: out
         mllp: {address: %q, connections: 4}
-`, filepath.Join(dir, "data"), freeAddr(b), procsLine, s.in, peer.Addr())
+`, filepath.Join(dir, "data"), freeAddr(b), procsLine, s.in, s.peer.addr)
 	path := filepath.Join(dir, "osprey.yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		b.Fatal(err)
@@ -189,18 +169,6 @@ channels:
 	}
 }
 
-func (s *served) waitDelivered(b *testing.B, n int) time.Time {
-	b.Helper()
-	deadline := time.Now().Add(2 * time.Minute)
-	for s.delivered.Load() < int64(n) {
-		if time.Now().After(deadline) {
-			b.Fatalf("delivered %d of %d messages in two minutes", s.delivered.Load(), n)
-		}
-		time.Sleep(time.Millisecond)
-	}
-	return time.Now()
-}
-
 // cpu is the CPU time (user and system) the serve process has used so far.
 func (s *served) cpu(b *testing.B) time.Duration {
 	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", s.cmd.Process.Pid))
@@ -215,16 +183,4 @@ func (s *served) cpu(b *testing.B) time.Duration {
 }
 
 // rssMB is the serve process's resident set now.
-func (s *served) rssMB(b *testing.B) float64 {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", s.cmd.Process.Pid))
-	if err != nil {
-		return 0
-	}
-	for _, line := range strings.Split(string(data), "\n") {
-		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
-			kb, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 64)
-			return kb / 1024
-		}
-	}
-	return 0
-}
+func (s *served) rssMB() float64 { return rssOf(strconv.Itoa(s.cmd.Process.Pid)) }

@@ -13,6 +13,8 @@
 // separate pool of query-only connections that see a consistent snapshot beside the
 // writer. A background checkpointer on a connection of its own copies the WAL into the
 // database file (see checkpointer), so that the writer never does it inside a commit.
+// Delivery attempts, one per message sent, are appended to an attempt log beside the
+// database and applied in bulk before anything reads them (see attemptLog).
 package sqlite
 
 import (
@@ -448,10 +450,10 @@ func (s *Store) PutMessages(ctx context.Context, msgs []store.Message) error {
 
 // SetStatus implements store.Store.
 func (s *Store) SetStatus(ctx context.Context, id string, status store.Status, errText string) error {
-	if err := s.settle(ctx); err != nil {
+	if err := query.CheckStatus(status); err != nil {
 		return wrap("set status", err)
 	}
-	if err := query.CheckStatus(status); err != nil {
+	if err := s.settle(ctx); err != nil {
 		return wrap("set status", err)
 	}
 	return wrap("set status", s.write(ctx, func(tx *sql.Tx) error {
@@ -583,14 +585,14 @@ const (
 				last_error = CASE WHEN excluded.last_error <> '' THEN excluded.last_error
 					WHEN ?6 THEN '' ELSE deliveries.last_error END,
 				updated_at = excluded.updated_at`
-	// Three subqueries over the message's few deliveries measured cheaper than one
-	// pass that aggregates them (as UPDATE ... FROM or a row-value SET), whose
-	// materialized subquery costs more than the index seeks it saves.
 	// The usual end of a message: its last delivery sent, none dead-lettered. One
 	// subquery instead of sqlAttemptMessageStatus's three; when it changes nothing, a
 	// delivery is still queued or one dead-lettered, and the full statement decides.
 	sqlAttemptMessageSent = `UPDATE messages SET status = 'sent', error = '', updated_at = ?2
 			WHERE id = ?1 AND NOT EXISTS (SELECT 1 FROM deliveries WHERE message_id = ?1 AND status <> 'sent')`
+	// Three subqueries over the message's few deliveries measured cheaper than one
+	// pass that aggregates them (as UPDATE ... FROM or a row-value SET), whose
+	// materialized subquery costs more than the index seeks it saves.
 	sqlAttemptMessageStatus = `UPDATE messages SET
 				status = CASE WHEN EXISTS (SELECT 1 FROM deliveries WHERE message_id = ?1 AND status = 'dead_letter')
 					THEN 'error' ELSE 'sent' END,

@@ -24,6 +24,7 @@ const (
 func serveConfig(dataDir, admin, in, out, filter string) string {
 	return fmt.Sprintf(`server:
   data_dir: %s
+  procs: 3
   admin:
     listen: %s
     tokens:
@@ -116,6 +117,15 @@ func TestServeReloadAuthAndGracefulStop(t *testing.T) {
 	p := start(t, nil, "serve", "-c", path)
 	waitReady(t, admin, p)
 	base := "http://" + admin
+
+	// server.procs reaches the runtime, unless GOMAXPROCS (inherited from this test) wins.
+	wantProcs := `"procs":3,"cpus":`
+	if v, ok := os.LookupEnv("GOMAXPROCS"); ok {
+		wantProcs = `"procs":` + v + `,"set_by":"GOMAXPROCS"`
+	}
+	if !strings.Contains(p.out.String(), wantProcs) {
+		t.Errorf("serve did not log %s at start", wantProcs)
+	}
 
 	sendOne(t, in, "ORU^R01", "R1")
 	pollUntil(t, "R1 delivered", 20*time.Second, func() bool { return recv.snapshot()["R1"] == 1 })

@@ -54,7 +54,7 @@ type attemptLog struct {
 	unapplied atomic.Int64 // recorded and not yet committed, for a cheap check in settle
 
 	applyMu sync.Mutex      // one apply at a time, so the files take turns in order
-	retry   []loggedAttempt // a batch whose apply failed, still in files[retryFile]
+	retry   []loggedAttempt // a batch whose apply failed, still in files[retryF]
 	retryF  int
 
 	every time.Duration // how often the applier runs
@@ -208,6 +208,7 @@ func (l *attemptLog) run(apply func(context.Context, []loggedAttempt) error) {
 	defer close(l.done)
 	t := time.NewTicker(l.every)
 	defer t.Stop()
+	var failures failureLog
 	for {
 		select {
 		case <-l.quit:
@@ -219,7 +220,7 @@ func (l *attemptLog) run(apply func(context.Context, []loggedAttempt) error) {
 			continue
 		}
 		if err := l.settle(context.Background(), apply); err != nil {
-			l.log.Warn("attempt log: apply failed; retried", "err", err)
+			failures.warn(l.log, "store/sqlite: attempt log: apply failed; retrying", err)
 		}
 	}
 }

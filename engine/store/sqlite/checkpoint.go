@@ -40,7 +40,8 @@ const (
 	// the writer stalled.
 	truncateBusy = 250 * time.Millisecond
 	walRetryMax  = 30 * time.Second
-	// Failures are logged at most this often, with a count of those in between.
+	// Failures of background work are logged at most this often, with a count of those
+	// in between (failureLog).
 	checkpointLogEvery = time.Minute
 	// How often the WAL's new frames are handed to the disk (startWriteback). A
 	// checkpoint begins with an fsync of the WAL; left to itself the kernel keeps the
@@ -85,8 +86,7 @@ type checkpointer struct {
 	last       time.Time // of the last completed checkpoint
 	truncateAt time.Time // no TRUNCATE before, after one failed
 	backoff    time.Duration
-	failures   int // since the last log line
-	loggedAt   time.Time
+	failures   failureLog
 }
 
 func newCheckpointer(path string, w *sql.DB, cfg checkpointConfig, log *slog.Logger) *checkpointer {
@@ -258,9 +258,21 @@ func (c *checkpointer) holdWriter(ctx context.Context, fn func(written int64) er
 // the next tick tries again, and until a checkpoint succeeds the frames simply stay in
 // the WAL, where readers and recovery find them.
 func (c *checkpointer) failed(err error) {
-	c.failures++
-	if now := time.Now(); now.Sub(c.loggedAt) >= checkpointLogEvery {
-		c.log.Warn("store/sqlite: checkpoint failed; retrying", "err", err, "failures", c.failures)
-		c.failures, c.loggedAt = 0, now
+	c.failures.warn(c.log, "store/sqlite: checkpoint failed; retrying", err)
+}
+
+// failureLog logs a failure of background work that retries on its own at most once per
+// checkpointLogEvery, counting those in between, so that a database that stays unwritable
+// does not fill the log. It belongs to one goroutine.
+type failureLog struct {
+	n        int // since the last line
+	loggedAt time.Time
+}
+
+func (f *failureLog) warn(log *slog.Logger, msg string, err error) {
+	f.n++
+	if now := time.Now(); now.Sub(f.loggedAt) >= checkpointLogEvery {
+		log.Warn(msg, "err", err, "failures", f.n)
+		f.n, f.loggedAt = 0, now
 	}
 }

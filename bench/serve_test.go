@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -48,8 +50,10 @@ func BenchmarkServe(b *testing.B) {
 				b.ResetTimer()
 				cpu0 := s.cpu(b)
 				start := time.Now()
+				profiled := s.profileCPU(b)
 				lat := drive(b, s.in, load.conns, n, load.rate/float64(load.conns))
 				elapsed := time.Since(start)
+				profiled()
 				all := s.peer.waitDelivered(b, len(lat)).Sub(start)
 				cpu := s.cpu(b) - cpu0
 				b.StopTimer()
@@ -99,10 +103,57 @@ func ospreyBinary(b *testing.B) string {
 
 // served is a running `osprey serve` with its destination's peer.
 type served struct {
-	in   string
-	cmd  *exec.Cmd
-	out  *bytes.Buffer
-	peer *peer
+	in    string
+	admin string
+	token string // an admin token, when profiles are asked for
+	cmd   *exec.Cmd
+	out   *bytes.Buffer
+	peer  *peer
+}
+
+// profileEnv names a directory for CPU profiles of the serve process: with it set, each run
+// takes one of profileSeconds from the start of its load, through the admin API, and writes
+// it there as <benchmark>.pprof (`go tool pprof -top osprey <file>` reads it). The profiler
+// costs the engine some CPU, so the figures of such a run are not for comparing.
+const (
+	profileEnv     = "OSPREY_BENCH_PROFILE_DIR"
+	profileSeconds = 2
+)
+
+// profileCPU starts a CPU profile of the serve process when profileEnv asks for one; the
+// function it returns waits for the profile and writes it.
+func (s *served) profileCPU(b *testing.B) (wait func()) {
+	dir := os.Getenv(profileEnv)
+	if dir == "" {
+		return func() {}
+	}
+	done := make(chan error, 1)
+	file := filepath.Join(dir, strings.NewReplacer("/", "_", "=", "-").Replace(b.Name())+".pprof")
+	go func() {
+		req, _ := http.NewRequest("GET", fmt.Sprintf("http://%s/api/v1/debug/pprof/profile?seconds=%d", s.admin, profileSeconds), nil)
+		req.Header.Set("Authorization", "Bearer "+s.token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			done <- err
+			return
+		}
+		defer resp.Body.Close()
+		body, err := io.ReadAll(resp.Body)
+		if err == nil && resp.StatusCode != http.StatusOK {
+			err = fmt.Errorf("%s: %s", resp.Status, body)
+		}
+		if err == nil {
+			err = os.WriteFile(file, body, 0o644)
+		}
+		done <- err
+	}()
+	return func() {
+		if err := <-done; err != nil {
+			b.Errorf("CPU profile of osprey serve: %v", err)
+			return
+		}
+		b.Logf("CPU profile of osprey serve (%ds from the start of the load): %s", profileSeconds, file)
+	}
 }
 
 func startServe(b *testing.B, bin string, procs int) *served {
@@ -111,13 +162,19 @@ func startServe(b *testing.B, bin string, procs int) *served {
 
 	dir := b.TempDir()
 	s.in = freeAddr(b)
-	procsLine := "" // the default; left out, so that a binary older than the setting runs too
+	s.admin = freeAddr(b)
+	extra := "" // procs: the default is left out, so that a binary older than the setting runs too
 	if procs > 0 {
-		procsLine = fmt.Sprintf("\n  procs: %d", procs)
+		extra = fmt.Sprintf("\n  procs: %d", procs)
+	}
+	if os.Getenv(profileEnv) != "" {
+		s.token = fmt.Sprintf("bench-%d-%d", time.Now().UnixNano(), os.Getpid())
+		extra = "\n  admin: {listen: " + strconv.Quote(s.admin) + ", tokens: [{name: bench, token: \"${OSPREY_BENCH_TOKEN}\", role: admin}]}" + extra
+	} else {
+		extra = "\n  admin: {listen: " + strconv.Quote(s.admin) + "}" + extra
 	}
 	cfg := fmt.Sprintf(`server:
-  data_dir: %q
-  admin: {listen: %q}%s
+  data_dir: %q%s
   log: {level: warn}
 channels:
   - name: bench
@@ -125,7 +182,7 @@ channels:
     destinations:
       - name: out
         mllp: {address: %q, connections: 4}
-`, filepath.Join(dir, "data"), freeAddr(b), procsLine, s.in, s.peer.addr)
+`, filepath.Join(dir, "data"), extra, s.in, s.peer.addr)
 	path := filepath.Join(dir, "osprey.yaml")
 	if err := os.WriteFile(path, []byte(cfg), 0o600); err != nil {
 		b.Fatal(err)
@@ -137,6 +194,7 @@ channels:
 			s.cmd.Env = append(s.cmd.Env, kv)
 		}
 	}
+	s.cmd.Env = append(s.cmd.Env, "OSPREY_BENCH_TOKEN="+s.token)
 	s.cmd.Stdout, s.cmd.Stderr = s.out, s.out
 	if err := s.cmd.Start(); err != nil {
 		b.Fatal(err)

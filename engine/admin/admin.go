@@ -253,5 +253,6 @@ func (s *Server) routes(bodyLimit int64) *echo.Echo {
 	e.GET(api+"/deadletters", s.listDeadLetters)
 	e.POST(api+"/deadletters/:id/requeue", s.requeueDeadLetter)
 	e.POST(api+"/reload", s.reload)
+	s.debugRoutes(e)
 	return e
 }

@@ -14,8 +14,11 @@ import (
 	"github.com/labstack/echo/v4"
 )
 
-// principalKey is where authenticate leaves the token's name for the request log.
-const principalKey = "admin.principal"
+// authenticate leaves the token's name (for the request log) and role in the context.
+const (
+	principalKey = "admin.principal"
+	roleKey      = "admin.role"
+)
 
 var (
 	errNoToken      = errors.New("missing bearer token")
@@ -51,12 +54,18 @@ func (s *Server) authenticate(next echo.HandlerFunc) echo.HandlerFunc {
 			return &Error{Status: http.StatusUnauthorized, Message: "unknown token", Err: errInvalidToken}
 		}
 		c.Set(principalKey, cred.name)
+		c.Set(roleKey, cred.role)
 		if !readOnly(r.Method) && cred.role != RoleAdmin {
-			return &Error{Status: http.StatusForbidden,
-				Message: fmt.Sprintf("token %q has role %q; %s %s needs role %q", cred.name, cred.role, r.Method, r.URL.Path, RoleAdmin)}
+			return needsAdmin(r, cred.name, cred.role)
 		}
 		return next(c)
 	}
+}
+
+// needsAdmin is the 403 for a token whose role is not enough for r.
+func needsAdmin(r *http.Request, name, role string) *Error {
+	return &Error{Status: http.StatusForbidden,
+		Message: fmt.Sprintf("token %q has role %q; %s %s needs role %q", name, role, r.Method, r.URL.Path, RoleAdmin)}
 }
 
 // bearer extracts the token of an "Authorization: Bearer <token>" header; the scheme is

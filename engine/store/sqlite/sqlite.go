@@ -312,7 +312,7 @@ func (s *Store) prep(ctx context.Context, tx *sql.Tx, query string) (*sql.Stmt, 
 }
 
 // hotStatements are prepared at Open; see prep.
-var hotStatements = []string{sqlMessageChannel, sqlInsertMessage, sqlInsertStage, sqlPutDelivery,
+var hotStatements = []string{sqlMessageChannel, sqlInsertMessage, sqlInsertStage, sqlPutDelivery, sqlPutBody,
 	sqlInsertAttempt, sqlUpdateDelivery, sqlUpsertDelivery, sqlAttemptMessageSent, sqlAttemptMessageStatus, sqlInsertJob, sqlJob, sqlUpdateJob}
 
 func (s *Store) prepareHot(ctx context.Context) error {
@@ -433,20 +433,60 @@ func (s *Store) PutMessages(ctx context.Context, msgs []store.Message) error {
 			if err != nil {
 				return fmt.Errorf("message %s: %w", m.ID, err)
 			}
-			raw := m.Raw
-			if raw == nil {
-				raw = []byte{}
+			inRow, separate := splitBody(m.Raw)
+			if inRow == nil {
+				inRow = []byte{}
 			}
-			if _, err := stmt.ExecContext(ctx, m.ID, m.Channel, m.ContentType, raw,
+			res, err := stmt.ExecContext(ctx, m.ID, m.Channel, m.ContentType, inRow,
 				query.Micros(m.ReceivedAt), src, m.ControlID, m.MessageType, m.PatientID,
 				m.Accession, m.Sender, string(m.Status), m.Error, query.Micros(m.UpdatedAt),
-				m.ReprocessOf); err != nil {
+				m.ReprocessOf)
+			if err != nil {
 				return fmt.Errorf("message %s: %w", m.ID, err)
+			}
+			if separate == nil {
+				continue
+			}
+			if n, err := res.RowsAffected(); err != nil {
+				return err
+			} else if n == 0 {
+				continue // stored before, body and all
+			}
+			if _, err := s.exec(ctx, tx, sqlPutBody, m.ID, "", separate); err != nil {
+				return fmt.Errorf("message %s: body: %w", m.ID, err)
 			}
 		}
 		return nil
 	}))
 }
+
+// bodyInRow is the largest body kept in the row it belongs to. SQLite writes a row again,
+// overflow pages and all, whenever one of its columns changes size, and a message's status
+// (or a delivery's, for its payload) changes as it goes along. Below this a body shares a
+// page with its neighbours, which the same commits write anyway; above it, it is written
+// once, in bodies, and never again.
+const bodyInRow = 2048
+
+// splitBody says where a body goes: in its row (inRow), or in bodies (separate), in which
+// case the row holds an empty value as the mark.
+func splitBody(body []byte) (inRow, separate []byte) {
+	if len(body) > bodyInRow {
+		return []byte{}, body
+	}
+	return body, nil
+}
+
+// rawOf is the SQL of the raw bytes of message m (the alias): its row's, or, when the row
+// holds the empty mark, the body's in bodies. An empty message has no body row, so the
+// coalesce gives it back its empty value.
+const rawOf = `CASE WHEN length(m.raw) > 0 THEN m.raw ELSE coalesce(
+	(SELECT b.body FROM bodies b WHERE b.message_id = m.id AND b.destination = ''), m.raw) END`
+
+// payloadOf is the SQL of what delivery d (the alias) sends: the message as received when it
+// has no payload of its own, else its payload, from bodies when the row holds the mark.
+const payloadOf = `CASE WHEN d.payload IS NULL THEN ` + rawOf + `
+	WHEN length(d.payload) > 0 THEN d.payload
+	ELSE (SELECT b.body FROM bodies b WHERE b.message_id = d.message_id AND b.destination = d.destination) END`
 
 // SetStatus implements store.Store.
 func (s *Store) SetStatus(ctx context.Context, id string, status store.Status, errText string) error {
@@ -530,10 +570,25 @@ func (s *Store) PutDeliveries(ctx context.Context, ds []store.Delivery) error {
 			return err
 		}
 		for _, d := range rows {
+			// nullBytes first: an empty payload is none, and the empty value is the mark.
+			payload := nullBytes(d.Payload)
+			var separate []byte
+			if p, ok := payload.([]byte); ok {
+				payload, separate = splitBody(p)
+			}
 			if _, err := stmt.ExecContext(ctx, d.MessageID, d.Channel, d.Destination, string(d.Status),
-				d.Attempts, d.LastError, query.Micros(d.UpdatedAt), nullBytes(d.Payload)); err != nil {
+				d.Attempts, d.LastError, query.Micros(d.UpdatedAt), payload); err != nil {
 				// A missing message fails the foreign key, and the savepoint undoes the batch.
 				return fmt.Errorf("delivery %s/%s: %w", d.MessageID, d.Destination, missingMessage(err, d.MessageID))
+			}
+			// A body replaced by a smaller payload, or by none, stays in bodies unread (the
+			// row no longer holds the mark) until its message is pruned: looking for one on
+			// every delivery would cost the hot path a statement for a case requeues and
+			// reprocessing, which keep the payload, do not make.
+			if separate != nil {
+				if _, err := s.exec(ctx, tx, sqlPutBody, d.MessageID, d.Destination, separate); err != nil {
+					return fmt.Errorf("delivery %s/%s: payload: %w", d.MessageID, d.Destination, err)
+				}
 			}
 		}
 		return nil
@@ -562,6 +617,10 @@ const (
 				channel = excluded.channel, status = excluded.status, attempts = excluded.attempts,
 				last_error = excluded.last_error, updated_at = excluded.updated_at,
 				payload = excluded.payload`
+	// A body written again with the same bytes changes no page: SQLite overwrites a value
+	// of the same size in place, and writes only the pages that differ.
+	sqlPutBody = `INSERT INTO bodies (message_id, destination, body) VALUES (?, ?, ?)
+			ON CONFLICT (message_id, destination) DO UPDATE SET body = excluded.body`
 	sqlInsertAttempt = `INSERT INTO attempts (message_id, destination, number, at,
 			duration_ns, ok, error, reply_summary, reply, sent)
 			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
@@ -767,7 +826,7 @@ func (s *Store) Delivery(ctx context.Context, id, destination string) (store.Del
 	var status string
 	var updated int64
 	err := s.r.QueryRowContext(ctx, `SELECT d.channel, d.status, d.attempts, d.last_error, d.updated_at,
-			coalesce(d.payload, m.raw)
+			`+payloadOf+`
 		FROM deliveries d JOIN messages m ON m.id = d.message_id
 		WHERE d.message_id = ? AND d.destination = ?`, id, destination).
 		Scan(&d.Channel, &status, &d.Attempts, &d.LastError, &updated, &d.Payload)
@@ -820,7 +879,7 @@ func (s *Store) Get(ctx context.Context, id string) (store.Detail, error) {
 	var d store.Detail
 	err := s.read(ctx, func(tx *sql.Tx) error {
 		m, err := scanMessage(tx.QueryRowContext(ctx,
-			`SELECT `+messageColumns+`, raw FROM messages WHERE id = ?`, id), true)
+			`SELECT `+messageColumns+`, `+rawOf+` FROM messages m WHERE id = ?`, id), true)
 		if errors.Is(err, sql.ErrNoRows) {
 			return notFound(id)
 		}
@@ -958,7 +1017,7 @@ func searchSQL(q store.Query) (sqlText string, args []any, limit int, err error)
 		add("received_at < ?", query.Micros(q.To))
 	}
 	if q.Text != "" {
-		add("osprey_contains(raw, ?)", query.FoldString(q.Text))
+		add("osprey_contains("+rawOf+", ?)", query.FoldString(q.Text))
 	}
 	if q.Cursor != "" {
 		at, id, err := query.ParseMessageCursor(q.Cursor)
@@ -968,7 +1027,7 @@ func searchSQL(q store.Query) (sqlText string, args []any, limit int, err error)
 		add("(received_at, id) < (?, ?)", query.Micros(at), id)
 	}
 	limit = query.Limit(q.Limit)
-	sqlText = `SELECT ` + messageColumns + ` FROM messages`
+	sqlText = `SELECT ` + messageColumns + ` FROM messages m`
 	if len(where) > 0 {
 		sqlText += ` WHERE ` + strings.Join(where, " AND ")
 	}

@@ -53,6 +53,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"ConcurrentWriters", testConcurrentWriters},
 		{"ConcurrentAttempts", testConcurrentAttempts},
 		{"LargeRaw", testLargeRaw},
+		{"LargePayload", testLargePayload},
 		{"NotFound", testNotFound},
 		{"Canceled", testCanceled},
 		{"PingClose", testPingClose},
@@ -1091,6 +1092,70 @@ func testLargeRaw(t *testing.T, s store.Store) {
 	}
 	if !slices.Equal(ids(p.Messages), []string{"big"}) || len(p.Messages[0].Raw) != 0 {
 		t.Errorf("text search in a 5 MB body: %v", ids(p.Messages))
+	}
+}
+
+// testLargePayload follows large bodies through a message's life: a store may keep them
+// apart from the rows whose status every stage and attempt changes, and must still give
+// each back whole, whichever way the delivery's payload is later replaced.
+func testLargePayload(t *testing.T, s store.Store) {
+	big := func(seg string, size int) []byte {
+		b := []byte("MSH|^~\\&|PACS|HOSP|RIS|HOSP|20260314||" + seg + "|BIG|P|2.5.1\r")
+		for i := 0; len(b) < size; i++ {
+			b = append(b, fmt.Sprintf("OBX|%d|TX|REPORT||line %d of the %s report\r", i+1, i, seg)...)
+		}
+		return b
+	}
+	m := msg("big", t0)
+	m.Raw = big("ORU^R01", 300<<10)
+	put(t, s, m)
+	transformed := big("ORU^R01^ORU_R01", 200<<10)
+	putDeliveries(t, s,
+		store.Delivery{MessageID: "big", Destination: "ris-out", Status: store.DeliveryQueued, UpdatedAt: t0, Payload: transformed},
+		store.Delivery{MessageID: "big", Destination: "archive", Status: store.DeliveryQueued, UpdatedAt: t0})
+	addAttempt(t, s, "big", store.Attempt{Destination: "ris-out", Number: 1, At: t0.Add(time.Second), Error: "connection refused"}, store.DeliveryQueued)
+	addAttempt(t, s, "big", store.Attempt{Destination: "ris-out", Number: 2, At: t0.Add(2 * time.Second), OK: true, ReplySummary: "AA"}, store.DeliverySent)
+	addAttempt(t, s, "big", store.Attempt{Destination: "archive", Number: 1, At: t0.Add(2 * time.Second), OK: true, ReplySummary: "AA"}, store.DeliverySent)
+
+	same := func(what string, got, want []byte) {
+		t.Helper()
+		if !bytes.Equal(got, want) {
+			t.Errorf("%s: %d bytes, want %d (equal prefix %v)", what, len(got), len(want),
+				bytes.HasPrefix(want, got[:min(len(got), 64)]))
+		}
+	}
+	d := delivery(t, s, "big", "ris-out")
+	if d.Status != store.DeliverySent || d.Attempts != 2 {
+		t.Errorf("ris-out after two attempts: %s, %d attempts", d.Status, d.Attempts)
+	}
+	same("ris-out payload after its attempts", d.Payload, transformed)
+	same("archive payload, the message as received", delivery(t, s, "big", "archive").Payload, m.Raw)
+	got := get(t, s, "big").Message
+	same("raw after the deliveries", got.Raw, m.Raw)
+	if got.Status != store.StatusSent {
+		t.Errorf("message status %s, want sent", got.Status)
+	}
+
+	requeue := func(payload []byte) {
+		t.Helper()
+		putDeliveries(t, s, store.Delivery{MessageID: "big", Destination: "ris-out", Status: store.DeliveryQueued,
+			UpdatedAt: t0.Add(time.Minute), Payload: payload})
+	}
+	requeue(transformed)
+	same("requeued with its payload", delivery(t, s, "big", "ris-out").Payload, transformed)
+	requeue(nil)
+	same("requeued without a payload of its own", delivery(t, s, "big", "ris-out").Payload, m.Raw)
+	requeue([]byte("small"))
+	same("requeued with a small payload", delivery(t, s, "big", "ris-out").Payload, []byte("small"))
+	other := big("ORM^O01", 100<<10)
+	requeue(other)
+	same("requeued with another large payload", delivery(t, s, "big", "ris-out").Payload, other)
+
+	if n, err := s.Prune(t.Context(), "ris-in", t0.Add(time.Hour), 0); err != nil || n != 1 {
+		t.Fatalf("Prune: %d, %v", n, err)
+	}
+	if _, err := s.Delivery(t.Context(), "big", "ris-out"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("Delivery after prune: %v, want ErrNotFound", err)
 	}
 }
 

@@ -62,6 +62,10 @@ type Options struct {
 	checkpoints checkpointConfig // zero means defaultCheckpoints; tests shrink it
 	applyEvery  time.Duration    // zero means applyEvery; tests stretch it
 	maxLogged   int64            // zero means maxUnapplied; tests shrink it
+	// schema is the migration to stop at; zero means all. Tests of a migration build the
+	// database an earlier version left with it. The hot statements, some of which need the
+	// latest schema, are then prepared only when first used.
+	schema int
 }
 
 // Store is a store.Store on one SQLite database, and a store.JobStore.
@@ -185,9 +189,9 @@ func Open(ctx context.Context, path string, opts Options) (*Store, error) {
 	var err error
 	s.wr, err = newWriter(ctx, s.w)
 	if err == nil {
-		err = s.migrate(ctx)
+		err = s.migrate(ctx, opts.schema)
 	}
-	if err == nil {
+	if err == nil && opts.schema == 0 {
 		err = s.prepareHot(ctx) // after migrate: the statements need the tables
 	}
 	if err == nil && path != Memory {
@@ -269,10 +273,13 @@ func prepareFile(path string) error {
 
 // migrate applies the embedded migrations not yet recorded in schema_migrations, all in
 // one IMMEDIATE transaction so two processes opening the same file cannot both apply one.
-func (s *Store) migrate(ctx context.Context) error {
+func (s *Store) migrate(ctx context.Context, upTo int) error {
 	ms, err := migrate.Load(migrations, "migrations")
 	if err != nil {
 		return err
+	}
+	if upTo > 0 && upTo < len(ms) {
+		ms = ms[:upTo]
 	}
 	return s.write(ctx, func(tx *sql.Tx) error {
 		if _, err := tx.ExecContext(ctx, `CREATE TABLE IF NOT EXISTS schema_migrations (

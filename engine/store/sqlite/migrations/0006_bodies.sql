@@ -4,7 +4,7 @@
 -- of each delivery changes as it goes along; kept in those rows, a 100 KB ORU was written
 -- two to four times over. The row keeps an empty value as the mark (see sqlite.go,
 -- splitBody). Rows written before this migration keep their bodies where they are.
-CREATE TABLE IF NOT EXISTS bodies (
+CREATE TABLE bodies (
     message_id  TEXT NOT NULL REFERENCES messages (id) ON DELETE CASCADE,
     destination TEXT NOT NULL,
     body        BLOB NOT NULL,

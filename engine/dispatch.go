@@ -732,7 +732,7 @@ func mappingOrder(o *store.Order) *mappings.Order {
 	}
 	return &mappings.Order{Accession: o.Accession, PlacerOrderNumber: o.PlacerOrderNumber, FillerOrderNumber: o.FillerOrderNumber,
 		PatientID: o.PatientID, PatientName: o.PatientName, PatientSex: o.PatientSex, PatientBirthDate: o.PatientBirthDate,
-		Priority: o.Priority, OrderingProvider: o.OrderingProvider, Location: o.Location, ProcedureCode: o.ProcedureCode,
+		PatientIDAuthority: o.PatientIDAuthority, PatientClass: o.PatientClass, Priority: o.Priority, OrderingProvider: o.OrderingProvider, Location: o.Location, ProcedureCode: o.ProcedureCode,
 		ProcedureText: o.ProcedureText, Reason: o.Reason, OrderedAt: o.OrderedAt}
 }
 

@@ -73,20 +73,24 @@ type Finding struct {
 
 // Order is the order context of the study, as the RIS described it (HL7 conventions).
 type Order struct {
-	Accession         string    `json:"accession"`
-	PlacerOrderNumber string    `json:"placer_order_number,omitempty"`
-	FillerOrderNumber string    `json:"filler_order_number,omitempty"`
-	PatientID         string    `json:"patient_id,omitempty"`         // the MRN, PID-3.1
-	PatientName       string    `json:"patient_name,omitempty"`       // "DOE^JANE"
-	PatientSex        string    `json:"patient_sex,omitempty"`        // HL7 table 0001
-	PatientBirthDate  string    `json:"patient_birth_date,omitempty"` // YYYYMMDD
-	Priority          string    `json:"priority,omitempty"`           // the order's code: S, A, R...
-	OrderingProvider  string    `json:"ordering_provider,omitempty"`  // "1234^SMITH^JANE"
-	Location          string    `json:"location,omitempty"`           // PV1-3.1
-	ProcedureCode     string    `json:"procedure_code,omitempty"`     // OBR-4.1
-	ProcedureText     string    `json:"procedure_text,omitempty"`     // OBR-4.2
-	Reason            string    `json:"reason,omitempty"`
-	OrderedAt         time.Time `json:"ordered_at,omitzero"`
+	Accession         string `json:"accession"`
+	PlacerOrderNumber string `json:"placer_order_number,omitempty"`
+	FillerOrderNumber string `json:"filler_order_number,omitempty"`
+	PatientID         string `json:"patient_id,omitempty"`         // the MRN, PID-3.1
+	PatientName       string `json:"patient_name,omitempty"`       // "DOE^JANE"
+	PatientSex        string `json:"patient_sex,omitempty"`        // HL7 table 0001
+	PatientBirthDate  string `json:"patient_birth_date,omitempty"` // YYYYMMDD
+	// PatientIDAuthority is the MRN's assigning authority (PID-3.4.1), PatientClass the
+	// visit's class (PV1-2, HL7 table 0004): what the order said, for results to say again.
+	PatientIDAuthority string    `json:"patient_id_authority,omitempty"`
+	PatientClass       string    `json:"patient_class,omitempty"`
+	Priority           string    `json:"priority,omitempty"`          // the order's code: S, A, R...
+	OrderingProvider   string    `json:"ordering_provider,omitempty"` // "1234^SMITH^JANE"
+	Location           string    `json:"location,omitempty"`          // PV1-3.1
+	ProcedureCode      string    `json:"procedure_code,omitempty"`    // OBR-4.1
+	ProcedureText      string    `json:"procedure_text,omitempty"`    // OBR-4.2
+	Reason             string    `json:"reason,omitempty"`
+	OrderedAt          time.Time `json:"ordered_at,omitzero"`
 }
 
 // Positive returns the findings reported present, in order.

@@ -479,6 +479,8 @@ func TestICHTriageEndToEnd(t *testing.T) {
 			{"MSH-9.1", "ORU"},
 			{"MSH-9.2", "R01"},
 			{"PID-3.1", pos.mrn},
+			{"PID-3.4", order.Get("PID-3.4")}, // the MRN's authority, as the RIS sent it
+			{"PV1-2", order.Get("PV1-2")},     // E: the patient is in the emergency department
 			{"ORC-2.1", order.Get("ORC-2.1")},
 			{"ORC-3.1", order.Get("ORC-3.1")},
 			{"OBR-2.1", order.Get("OBR-2.1")},

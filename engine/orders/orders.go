@@ -18,6 +18,8 @@
 //	PatientName        PID-5 (first repetition, as encoded: "DOE^JANE")
 //	PatientSex         PID-8
 //	PatientBirthDate   PID-7.1
+//	PatientIDAuthority PID-3.4.1 (first repetition), the MRN's assigning authority
+//	PatientClass       PV1-2.1 (HL7 table 0004: E, I, O, P, R, B...)
 //	Priority           TQ1-9.1, else ORC-7.6, else OBR-27.6, else OBR-5 (upper case)
 //	OrderingProvider   ORC-12, else OBR-16 (first repetition, as encoded: "1234^SMITH^JANE")
 //	Location           PV1-3.1, the point of care
@@ -114,8 +116,10 @@ func All(m *hl7v2.Message) []store.Order {
 			o.PatientName = trimComponents(pidName(pid))
 			o.PatientSex = val(pid, 8, 0, 0)
 			o.PatientBirthDate = val(pid, 7, 1, 1)
+			o.PatientIDAuthority = sub(pid, 3, 1, 4, 1)
 		}
 		if pv1 != nil {
+			o.PatientClass = val(pv1, 2, 1, 1)
 			o.Location = val(pv1, 3, 1, 1)
 		}
 		if o.OrderedAt.IsZero() {
@@ -178,11 +182,14 @@ func status(control, orderStatus string) string {
 }
 
 // val reads one element of a segment that may be absent, trimmed.
-func val(s *hl7v2.Segment, field, rep, comp int) string {
+func val(s *hl7v2.Segment, field, rep, comp int) string { return sub(s, field, rep, comp, 0) }
+
+// sub is val for a subcomponent: PID-3.4.1, the namespace of an HD, say.
+func sub(s *hl7v2.Segment, field, rep, comp, subcomp int) string {
 	if s == nil {
 		return ""
 	}
-	v, _ := s.Value(field, rep, comp, 0)
+	v, _ := s.Value(field, rep, comp, subcomp)
 	return strings.TrimSpace(v)
 }
 

@@ -65,6 +65,7 @@ type OrderView struct {
 	PatientID         string
 	Priority          string // S, A, R... upper case
 	Location          string // PV1-3.1, the point of care
+	PatientClass      string // PV1-2, HL7 table 0004: E (emergency), I, O...
 	ProcedureCode     string
 	ProcedureText     string
 	OrderingProvider  string
@@ -76,7 +77,7 @@ type OrderView struct {
 func NewOrderView(o store.Order) *OrderView {
 	return &OrderView{Found: true, Accession: o.Accession, PlacerOrderNumber: o.PlacerOrderNumber,
 		FillerOrderNumber: o.FillerOrderNumber, PatientID: o.PatientID, Priority: o.Priority,
-		Location: o.Location, ProcedureCode: o.ProcedureCode, ProcedureText: o.ProcedureText,
+		Location: o.Location, PatientClass: o.PatientClass, ProcedureCode: o.ProcedureCode, ProcedureText: o.ProcedureText,
 		OrderingProvider: o.OrderingProvider, Reason: o.Reason, Status: o.Status}
 }
 

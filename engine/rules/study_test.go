@@ -143,7 +143,7 @@ func TestContrastFromDescription(t *testing.T) {
 
 func TestStudyAndOrderFilters(t *testing.T) {
 	study := NewStudyView(headCT(), studyNow)
-	order := NewOrderView(store.Order{Accession: "ACC001", Priority: "S", Location: "EDX", ProcedureCode: "CTHEAD",
+	order := NewOrderView(store.Order{Accession: "ACC001", Priority: "S", Location: "EDX", PatientClass: "E", ProcedureCode: "CTHEAD",
 		PatientID: "MRN1", Status: "SC", OrderingProvider: "1234^SMITH^JOHN", Reason: "fall"})
 	studyEnv := NewStudyEnv(study, order, "studies", nil)
 	noOrderEnv := NewStudyEnv(study, nil, "studies", nil)
@@ -159,6 +159,8 @@ func TestStudyAndOrderFilters(t *testing.T) {
 		{"order found", `order.Found && order.Accession == study.AccessionNumber`, studyEnv, true},
 		{"no order", `!order.Found && order.Priority == "" && order.Location == ""`, noOrderEnv, true},
 		{"routine only", `order.Priority == "R"`, studyEnv, false},
+		{"emergency patients", `order.PatientClass == "E"`, studyEnv, true},
+		{"inpatients", `order.PatientClass == "I"`, studyEnv, false},
 		{"cancelled orders skipped", `order.Status not in ["CA", "DC"]`, studyEnv, true},
 		{"modalities list", `"SR" in study.Modalities && len(study.Modalities) == 2`, studyEnv, true},
 		{"series predicate", `any(study.Series, .Modality == "CT" && .Instances >= 2)`, studyEnv, true},

@@ -162,6 +162,11 @@ type Order struct {
 	PatientName       string `json:"patient_name,omitempty"`        // PID-5 as encoded, "DOE^JANE"
 	PatientSex        string `json:"patient_sex,omitempty"`         // PID-8
 	PatientBirthDate  string `json:"patient_birth_date,omitempty"`  // PID-7, HL7 date
+	// PatientIDAuthority is the assigning authority of the MRN, PID-3.4.1 of the first
+	// repetition ("GENHOSP"); a RIS that serves several facilities needs it to read the MRN.
+	PatientIDAuthority string `json:"patient_id_authority,omitempty"`
+	// PatientClass is PV1-2, HL7 table 0004: E (emergency), I (inpatient), O (outpatient)...
+	PatientClass string `json:"patient_class,omitempty"`
 	// Priority is the order's priority code, upper case: S (stat), A (ASAP), R (routine),
 	// P, C, T, PRN. From TQ1-9, ORC-7.6, OBR-27.6 or OBR-5, the first that is given.
 	Priority         string    `json:"priority,omitempty"`

@@ -108,9 +108,9 @@ wait_for 120 "the ORU at the RIS" at_least 1 files "$work/ris"
 wait_for 60 "the FHIR transaction at the EHR" at_least 1 files "$work/ehr"
 wait_for 60 "two SRs in the PACS" at_least 2 sr_count
 
-say "the RIS got an ORU^R01 with priority STAT (TQ1-9) for the positive study only"
+say "the RIS got an ORU^R01 with priority STAT (TQ1-9) for the positive study only, for the ED patient (PV1-2) the order named"
 for f in "$work/ris"/*; do
-  "$BIN" hl7 get "$f" MSH-9 OBR-18 OBR-25 TQ1-9.1 OBX[1]-3.2 OBX[1]-5.2 OBX[2]-5 OBX[1]-18 | paste -sd' ' -
+  "$BIN" hl7 get "$f" MSH-9 PID-3.1 PID-3.4 PV1-2 OBR-18 OBR-25 TQ1-9.1 OBX[1]-3.2 OBX[1]-5.2 OBX[2]-5 OBX[1]-18 | paste -sd' ' -
 done
 "$BIN" hl7 get "$(find "$work/ris" -type f | head -1)" NTE[1]-3
 

@@ -53,8 +53,8 @@ func oruSpec() spec.Component {
 				WithEnum("P", "T", "D").WithDefault(oru.DefaultProcessingID),
 			spec.NewString("time_zone", "IANA zone message and observation times are written in, with their offset.").
 				WithDefault("UTC").WithExamples("Europe/London").WithLint(lintZone),
-			spec.NewString("patient_id_authority", "PID-3.4, the assigning authority of the MRN.").WithDefault(""),
-			spec.NewString("patient_class", "PV1-2 (Osprey does not know it; U is unknown).").WithDefault(oru.DefaultPatientClass),
+			spec.NewString("patient_id_authority", "PID-3.4, the assigning authority of the MRN, when the order gave none.").WithDefault(""),
+			spec.NewString("patient_class", "PV1-2 when the order gave none (U is unknown).").WithDefault(oru.DefaultPatientClass),
 			spec.NewString("accession_field", "OBR field that carries the accession number besides ORC-3/OBR-3.").
 				WithEnum("OBR-18", "OBR-19", "OBR-20", "OBR-21").WithDefault(oru.DefaultAccessionField),
 			spec.NewString("disclaimer", "Text of the first NTE; empty keeps the default.").WithDefault(""),

@@ -248,7 +248,7 @@ func (b *builder) pid() {
 	b.set("PID-1", "1")
 	if mrn := a.PatientID(); mrn != "" {
 		b.set("PID-3.1", mrn)
-		b.set("PID-3.4", b.p.PatientIDAuthority)
+		b.set("PID-3.4", first(o.PatientIDAuthority, b.p.PatientIDAuthority))
 		b.set("PID-3.5", "MR")
 	}
 	if o.PatientName != "" {
@@ -294,10 +294,12 @@ func first(vals ...string) string {
 
 func (b *builder) pv1() {
 	b.set("PV1-1", "1")
-	b.set("PV1-2", b.p.PatientClass)
+	class := b.p.PatientClass
 	if o := b.a.Order; o != nil {
+		class = first(o.PatientClass, class)
 		b.set("PV1-3.1", o.Location)
 	}
+	b.set("PV1-2", class)
 }
 
 // fillerNumber is ORC-3/OBR-3: the RIS's filler order number, else the accession number,

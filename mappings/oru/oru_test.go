@@ -216,6 +216,18 @@ var cases = []mapCase{
 		},
 	},
 	{
+		// What the order said is what the RIS knows; the profile's values fill in only
+		// where the order was silent.
+		name:    "patient class and MRN authority from the order",
+		profile: "2.5.1-tq1",
+		edit: func(a *mappings.Analysis, p *oru.Profile) {
+			a.Order.PatientClass, a.Order.PatientIDAuthority = "E", "GENHOSP"
+			p.PatientIDAuthority, p.PatientClass = "HOSP", "O"
+		},
+		segments: "MSH PID PV1 ORC OBR NTE NTE NTE NTE TQ1 " + obxs,
+		want:     map[string]string{"PID-3.4": "GENHOSP", "PV1-2": "E"},
+	},
+	{
 		name:    "no order context",
 		profile: "2.5.1-tq1",
 		edit: func(a *mappings.Analysis, _ *oru.Profile) {

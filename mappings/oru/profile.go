@@ -70,9 +70,10 @@ type Profile struct {
 	// TimeZone is the zone message and observation times are written in, with their UTC
 	// offset (default UTC). The caller loads it: Map does no I/O.
 	TimeZone *time.Location
-	// PatientIDAuthority is PID-3.4, the assigning authority of the MRN (default empty).
+	// PatientIDAuthority is PID-3.4, the assigning authority of the MRN, when the order gave
+	// none (default empty).
 	PatientIDAuthority string
-	// PatientClass is PV1-2, required by HL7 and not known to Osprey (default "U", unknown).
+	// PatientClass is PV1-2, required by HL7, when the order gave none (default "U", unknown).
 	PatientClass string
 	// AccessionField is the OBR field the accession number is written to besides ORC-3 and
 	// OBR-3 (where it stands in for a missing filler order number): "OBR-18" (placer field 1,

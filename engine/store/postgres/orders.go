@@ -14,7 +14,7 @@ import (
 
 const orderColumns = `accession, placer_order_number, filler_order_number, patient_id, patient_name,
 	patient_sex, patient_birth_date, priority, ordering_provider, location, procedure_code,
-	procedure_text, reason, status, message_id, channel, ordered_at, updated_at`
+	procedure_text, reason, status, message_id, channel, ordered_at, updated_at, patient_id_authority, patient_class`
 
 func orderValues(o store.Order) []any {
 	var ordered *time.Time
@@ -24,7 +24,8 @@ func orderValues(o store.Order) []any {
 	return []any{text(o.Accession), text(o.PlacerOrderNumber), text(o.FillerOrderNumber), text(o.PatientID),
 		text(o.PatientName), text(o.PatientSex), text(o.PatientBirthDate), text(o.Priority),
 		text(o.OrderingProvider), text(o.Location), text(o.ProcedureCode), text(o.ProcedureText),
-		text(o.Reason), text(o.Status), text(o.MessageID), text(o.Channel), ordered, o.UpdatedAt}
+		text(o.Reason), text(o.Status), text(o.MessageID), text(o.Channel), ordered, o.UpdatedAt,
+		text(o.PatientIDAuthority), text(o.PatientClass)}
 }
 
 func scanOrder(row pgx.Row) (store.Order, error) {
@@ -32,7 +33,8 @@ func scanOrder(row pgx.Row) (store.Order, error) {
 	var ordered *time.Time
 	err := row.Scan(&o.Accession, &o.PlacerOrderNumber, &o.FillerOrderNumber, &o.PatientID, &o.PatientName,
 		&o.PatientSex, &o.PatientBirthDate, &o.Priority, &o.OrderingProvider, &o.Location, &o.ProcedureCode,
-		&o.ProcedureText, &o.Reason, &o.Status, &o.MessageID, &o.Channel, &ordered, &o.UpdatedAt)
+		&o.ProcedureText, &o.Reason, &o.Status, &o.MessageID, &o.Channel, &ordered, &o.UpdatedAt,
+		&o.PatientIDAuthority, &o.PatientClass)
 	if err != nil {
 		return o, err
 	}
@@ -53,7 +55,7 @@ func (s *Store) PutOrder(ctx context.Context, o store.Order) error {
 	o.Accession = text(o.Accession)
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		tag, err := tx.Exec(ctx, `INSERT INTO orders (`+orderColumns+`)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)
+			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)
 			ON CONFLICT (accession) DO NOTHING`, orderValues(o)...)
 		if err != nil {
 			return fmt.Errorf("order %s: %w", o.Accession, err)
@@ -67,7 +69,8 @@ func (s *Store) PutOrder(ctx context.Context, o store.Order) error {
 				if _, err := tx.Exec(ctx, `UPDATE orders SET placer_order_number = $2, filler_order_number = $3,
 					patient_id = $4, patient_name = $5, patient_sex = $6, patient_birth_date = $7, priority = $8,
 					ordering_provider = $9, location = $10, procedure_code = $11, procedure_text = $12, reason = $13,
-					status = $14, message_id = $15, channel = $16, ordered_at = $17, updated_at = $18
+					status = $14, message_id = $15, channel = $16, ordered_at = $17, updated_at = $18,
+					patient_id_authority = $19, patient_class = $20
 					WHERE accession = $1`, orderValues(merged)...); err != nil {
 					return fmt.Errorf("order %s: %w", o.Accession, err)
 				}

@@ -13,7 +13,7 @@ import (
 
 const orderColumns = `accession, placer_order_number, filler_order_number, patient_id, patient_name,
 	patient_sex, patient_birth_date, priority, ordering_provider, location, procedure_code,
-	procedure_text, reason, status, message_id, channel, ordered_at, updated_at`
+	procedure_text, reason, status, message_id, channel, ordered_at, updated_at, patient_id_authority, patient_class`
 
 func orderValues(o store.Order) []any {
 	var ordered any
@@ -22,7 +22,8 @@ func orderValues(o store.Order) []any {
 	}
 	return []any{o.Accession, o.PlacerOrderNumber, o.FillerOrderNumber, o.PatientID, o.PatientName,
 		o.PatientSex, o.PatientBirthDate, o.Priority, o.OrderingProvider, o.Location, o.ProcedureCode,
-		o.ProcedureText, o.Reason, o.Status, o.MessageID, o.Channel, ordered, query.Micros(o.UpdatedAt)}
+		o.ProcedureText, o.Reason, o.Status, o.MessageID, o.Channel, ordered, query.Micros(o.UpdatedAt),
+		o.PatientIDAuthority, o.PatientClass}
 }
 
 func scanOrder(row scanner) (store.Order, error) {
@@ -31,7 +32,8 @@ func scanOrder(row scanner) (store.Order, error) {
 	var updated int64
 	err := row.Scan(&o.Accession, &o.PlacerOrderNumber, &o.FillerOrderNumber, &o.PatientID, &o.PatientName,
 		&o.PatientSex, &o.PatientBirthDate, &o.Priority, &o.OrderingProvider, &o.Location, &o.ProcedureCode,
-		&o.ProcedureText, &o.Reason, &o.Status, &o.MessageID, &o.Channel, &ordered, &updated)
+		&o.ProcedureText, &o.Reason, &o.Status, &o.MessageID, &o.Channel, &ordered, &updated,
+		&o.PatientIDAuthority, &o.PatientClass)
 	if err != nil {
 		return o, err
 	}
@@ -53,7 +55,7 @@ func (s *Store) PutOrder(ctx context.Context, o store.Order) error {
 		switch {
 		case errors.Is(err, sql.ErrNoRows):
 			if _, err := tx.ExecContext(ctx, `INSERT INTO orders (`+orderColumns+`)
-				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, orderValues(o)...); err != nil {
+				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, orderValues(o)...); err != nil {
 				return fmt.Errorf("order %s: %w", o.Accession, err)
 			}
 		case err != nil:
@@ -64,7 +66,8 @@ func (s *Store) PutOrder(ctx context.Context, o store.Order) error {
 				if _, err := tx.ExecContext(ctx, `UPDATE orders SET placer_order_number = ?, filler_order_number = ?,
 					patient_id = ?, patient_name = ?, patient_sex = ?, patient_birth_date = ?, priority = ?,
 					ordering_provider = ?, location = ?, procedure_code = ?, procedure_text = ?, reason = ?,
-					status = ?, message_id = ?, channel = ?, ordered_at = ?, updated_at = ?
+					status = ?, message_id = ?, channel = ?, ordered_at = ?, updated_at = ?,
+					patient_id_authority = ?, patient_class = ?
 					WHERE accession = ?`, append(v[1:], v[0])...); err != nil {
 					return fmt.Errorf("order %s: %w", o.Accession, err)
 				}

@@ -16,7 +16,7 @@ func order(acc string, at time.Time) store.Order {
 	return store.Order{
 		Accession: acc, PlacerOrderNumber: "P-" + acc, FillerOrderNumber: "F-" + acc,
 		PatientID: "MRN1", PatientName: "DOE^JANE", PatientSex: "F", PatientBirthDate: "19700101",
-		Priority: "S", OrderingProvider: "1234^SMITH^JOHN", Location: "ED", ProcedureCode: "CTHEAD",
+		PatientIDAuthority: "GENHOSP", PatientClass: "E", Priority: "S", OrderingProvider: "1234^SMITH^JOHN", Location: "ED", ProcedureCode: "CTHEAD",
 		ProcedureText: "CT HEAD WO CONTRAST", Reason: "headache", Status: "SC",
 		MessageID: "M-" + acc, Channel: "ris-orders", OrderedAt: at.Add(-time.Hour), UpdatedAt: at,
 	}

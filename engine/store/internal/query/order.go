@@ -46,6 +46,8 @@ func MergeOrder(old, next store.Order) (store.Order, bool) {
 		{&out.PatientName, next.PatientName},
 		{&out.PatientSex, next.PatientSex},
 		{&out.PatientBirthDate, next.PatientBirthDate},
+		{&out.PatientIDAuthority, next.PatientIDAuthority},
+		{&out.PatientClass, next.PatientClass},
 		{&out.Priority, next.Priority},
 		{&out.OrderingProvider, next.OrderingProvider},
 		{&out.Location, next.Location},

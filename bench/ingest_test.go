@@ -76,7 +76,17 @@ func (p *peer) waitDelivered(b *testing.B, n int) time.Time {
 	return time.Now()
 }
 
-func startPipeline(b *testing.B, syncMode string) *pipeline {
+// processing is what a channel does between its source and its destination: nothing, or
+// the filter and transform most channels have, which record stages for every message.
+const (
+	passThrough     = ""
+	filterTransform = `    filter: 'msg.Type == "ADT"'
+    transform:
+      - set: {path: MSH-5, value: RIS}
+`
+)
+
+func startPipeline(b *testing.B, syncMode, processing string) *pipeline {
 	b.Helper()
 	br := brokertest.New(b, brokertest.WithConfig(func(c *broker.Config) { c.Sync = syncMode }))
 	dir := b.TempDir()
@@ -92,10 +102,10 @@ func startPipeline(b *testing.B, syncMode string) *pipeline {
 	yaml := fmt.Sprintf(`channels:
   - name: bench
     source: {mllp: {address: "%s"}}
-    destinations:
+%s    destinations:
       - name: out
         mllp: {address: "%s", connections: 4}
-`, in, p.peer.addr)
+`, in, processing, p.peer.addr)
 	path := filepath.Join(dir, "osprey.yaml")
 	if err := os.WriteFile(path, []byte(yaml), 0o600); err != nil {
 		b.Fatal(err)
@@ -217,30 +227,40 @@ func rssOf(pid string) float64 {
 }
 
 // BenchmarkIngest: sustained MLLP ingest with an ACK after the durable commit, the default
-// (fsync before every ACK, group commit) beside the opt-in fast mode.
+// (fsync before every ACK, group commit) beside the opt-in fast mode; and, at 32
+// connections, a channel with a filter and a transform beside the plain one.
 func BenchmarkIngest(b *testing.B) {
+	type run struct {
+		name, mode, processing string
+		conns                  int
+	}
+	var runs []run
 	for _, mode := range []string{broker.SyncAlways, broker.SyncFast} {
 		for _, conns := range []int{1, 32} {
-			b.Run(fmt.Sprintf("sync=%s/conns=%d", mode, conns), func(b *testing.B) {
-				p := startPipeline(b, mode)
-				b.ResetTimer()
-				cpu0 := cpuNow()
-				start := time.Now()
-				lat := drive(b, p.in, conns, max(b.N, conns), 0)
-				elapsed := time.Since(start)
-				// ACKs can run ahead of delivery while the queues absorb the difference; the
-				// rate at which messages reach the destination is what the engine sustains.
-				all := p.peer.waitDelivered(b, len(lat)).Sub(start)
-				// CPU per message is steadier than a rate on a shared virtual machine; it
-				// counts the whole process, senders and peer included.
-				b.ReportMetric(float64(cpuNow()-cpu0)/1e3/float64(len(lat)), "cpu_us/msg")
-				b.StopTimer()
-				b.ReportMetric(float64(len(lat))/elapsed.Seconds(), "msgs/s")
-				b.ReportMetric(float64(len(lat))/all.Seconds(), "delivered/s")
-				reportLatency(b, lat)
-				b.ReportMetric(rss(), "rss_MB")
-			})
+			runs = append(runs, run{fmt.Sprintf("sync=%s/conns=%d", mode, conns), mode, passThrough, conns})
 		}
+	}
+	runs = append(runs, run{"sync=always/conns=32/filter+transform", broker.SyncAlways, filterTransform, 32})
+	for _, r := range runs {
+		b.Run(r.name, func(b *testing.B) {
+			p := startPipeline(b, r.mode, r.processing)
+			b.ResetTimer()
+			cpu0 := cpuNow()
+			start := time.Now()
+			lat := drive(b, p.in, r.conns, max(b.N, r.conns), 0)
+			elapsed := time.Since(start)
+			// ACKs can run ahead of delivery while the queues absorb the difference; the
+			// rate at which messages reach the destination is what the engine sustains.
+			all := p.peer.waitDelivered(b, len(lat)).Sub(start)
+			// CPU per message is steadier than a rate on a shared virtual machine; it
+			// counts the whole process, senders and peer included.
+			b.ReportMetric(float64(cpuNow()-cpu0)/1e3/float64(len(lat)), "cpu_us/msg")
+			b.StopTimer()
+			b.ReportMetric(float64(len(lat))/elapsed.Seconds(), "msgs/s")
+			b.ReportMetric(float64(len(lat))/all.Seconds(), "delivered/s")
+			reportLatency(b, lat)
+			b.ReportMetric(rss(), "rss_MB")
+		})
 	}
 }
 
@@ -254,7 +274,7 @@ func BenchmarkAckLatency(b *testing.B) {
 			b.Run(fmt.Sprintf("sync=%s/rate=1000/conns=32/path=%s", mode, path), func(b *testing.B) {
 				var addr string
 				if path == "engine" {
-					addr = startPipeline(b, mode).in
+					addr = startPipeline(b, mode, passThrough).in
 				} else {
 					addr = startAckPath(b, mode)
 				}

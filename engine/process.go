@@ -243,14 +243,20 @@ func (ch *channel) commitOutcomes(ctx context.Context, outs []outcome, pass stri
 			return false
 		}
 	}
+	// The pass's stages in one call, so one transaction: a channel with a filter or a
+	// transform has stages for every message.
+	var sets []store.StageSet
+	for _, o := range outs {
+		if len(o.stages) > 0 {
+			sets = append(sets, store.StageSet{MessageID: o.rec.ID, Stages: o.stages})
+		}
+	}
+	if len(sets) > 0 && !retry(ctx, ch, "store stages", op(func(c context.Context) error { return st.AddStageSets(c, sets) })) {
+		return false
+	}
 	var deliveries []store.Delivery
 	perDest := map[*destination][]broker.Entry{}
 	for _, o := range outs {
-		if len(o.stages) > 0 {
-			if !retry(ctx, ch, "store stages", op(func(c context.Context) error { return st.AddStages(c, o.rec.ID, o.stages) })) {
-				return false
-			}
-		}
 		for d, e := range o.entries {
 			if old, ok := earlier[d][o.rec.ID]; ok {
 				if old.Status == store.DeliveryQueued {

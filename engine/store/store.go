@@ -80,6 +80,12 @@ type Stage struct {
 	Error  string    `json:"error,omitempty"`
 }
 
+// StageSet is the stages of one message, for AddStageSets.
+type StageSet struct {
+	MessageID string
+	Stages    []Stage
+}
+
 // Attempt is one try at delivering to one destination.
 type Attempt struct {
 	Destination  string        `json:"destination"`
@@ -214,6 +220,10 @@ type Store interface {
 	SetStatus(ctx context.Context, id string, status Status, errText string) error
 	// AddStages records processing stages; an existing (id, seq) is left as it is.
 	AddStages(ctx context.Context, id string, stages []Stage) error
+	// AddStageSets is AddStages for several messages in one transaction, as the processor
+	// records a pass: one commit, not one per message. A message that is not stored fails
+	// the call with ErrNotFound, and none of it is written.
+	AddStageSets(ctx context.Context, sets []StageSet) error
 	// PutDeliveries creates or replaces the delivery rows of messages (one per destination).
 	PutDeliveries(ctx context.Context, ds []Delivery) error
 	// AddAttempt records an attempt and updates the delivery row (status, attempts, last

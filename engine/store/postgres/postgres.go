@@ -282,28 +282,39 @@ func (s *Store) SetStatus(ctx context.Context, id string, status store.Status, e
 
 // AddStages implements store.Store.
 func (s *Store) AddStages(ctx context.Context, id string, stages []store.Stage) error {
-	if len(stages) == 0 {
+	return wrap("add stages", s.addStageSets(ctx, []store.StageSet{{MessageID: id, Stages: stages}}))
+}
+
+// AddStageSets implements store.Store: one statement for every stage of every set.
+func (s *Store) AddStageSets(ctx context.Context, sets []store.StageSet) error {
+	return wrap("add stage sets", s.addStageSets(ctx, sets))
+}
+
+func (s *Store) addStageSets(ctx context.Context, sets []store.StageSet) error {
+	now := time.Now()
+	var ids, names, errs []string
+	var seqs []int32
+	var ats []time.Time
+	var outputs [][]byte
+	for _, set := range sets {
+		for _, st := range set.Stages {
+			query.Stage(&st, now)
+			if len(st.Output) == 0 {
+				st.Output = nil
+			}
+			ids, seqs, names = append(ids, text(set.MessageID)), append(seqs, int32(st.Seq)), append(names, text(st.Name))
+			ats, outputs, errs = append(ats, st.At), append(outputs, st.Output), append(errs, text(st.Error))
+		}
+	}
+	if len(ids) == 0 {
 		return nil
 	}
-	now := time.Now()
-	seqs, names, ats, outputs, errs := make([]int32, len(stages)), make([]string, len(stages)),
-		make([]time.Time, len(stages)), make([][]byte, len(stages)), make([]string, len(stages))
-	for i, st := range stages {
-		query.Stage(&st, now)
-		if len(st.Output) == 0 {
-			st.Output = nil
-		}
-		seqs[i], names[i], ats[i], outputs[i], errs[i] = int32(st.Seq), text(st.Name), st.At, st.Output, text(st.Error)
-	}
 	_, err := s.pool.Exec(ctx, `INSERT INTO stages (message_id, seq, name, at, output, error)
-		SELECT $1, seq, name, at, output, error
-		FROM unnest($2::integer[], $3::text[], $4::timestamptz[], $5::bytea[], $6::text[])
-			AS u(seq, name, at, output, error)
-		ON CONFLICT (message_id, seq) DO NOTHING`, id, seqs, names, ats, outputs, errs)
-	if err != nil {
-		return wrap("add stages", fkNotFound(err))
-	}
-	return nil
+		SELECT id, seq, name, at, output, error
+		FROM unnest($1::text[], $2::integer[], $3::text[], $4::timestamptz[], $5::bytea[], $6::text[])
+			AS u(id, seq, name, at, output, error)
+		ON CONFLICT (message_id, seq) DO NOTHING`, ids, seqs, names, ats, outputs, errs)
+	return fkNotFound(err)
 }
 
 // PutDeliveries implements store.Store. An empty Channel is taken from the message.

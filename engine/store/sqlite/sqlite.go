@@ -534,25 +534,36 @@ func (s *Store) messageChannel(ctx context.Context, tx *sql.Tx, id string) (stri
 
 // AddStages implements store.Store.
 func (s *Store) AddStages(ctx context.Context, id string, stages []store.Stage) error {
-	if len(stages) == 0 {
+	return wrap("add stages", s.addStageSets(ctx, []store.StageSet{{MessageID: id, Stages: stages}}))
+}
+
+// AddStageSets implements store.Store.
+func (s *Store) AddStageSets(ctx context.Context, sets []store.StageSet) error {
+	return wrap("add stage sets", s.addStageSets(ctx, sets))
+}
+
+func (s *Store) addStageSets(ctx context.Context, sets []store.StageSet) error {
+	if !slices.ContainsFunc(sets, func(set store.StageSet) bool { return len(set.Stages) > 0 }) {
 		return nil
 	}
 	now := time.Now()
-	return wrap("add stages", s.write(ctx, func(tx *sql.Tx) error {
+	return s.write(ctx, func(tx *sql.Tx) error {
 		stmt, err := s.prep(ctx, tx, sqlInsertStage)
 		if err != nil {
 			return err
 		}
-		for _, st := range stages {
-			query.Stage(&st, now)
-			if _, err := stmt.ExecContext(ctx, id, st.Seq, st.Name, query.Micros(st.At),
-				nullBytes(st.Output), st.Error); err != nil {
-				// A missing message fails the foreign key; the savepoint undoes the rest.
-				return fmt.Errorf("stage %d: %w", st.Seq, missingMessage(err, id))
+		for _, set := range sets {
+			for _, st := range set.Stages {
+				query.Stage(&st, now)
+				if _, err := stmt.ExecContext(ctx, set.MessageID, st.Seq, st.Name, query.Micros(st.At),
+					nullBytes(st.Output), st.Error); err != nil {
+					// A missing message fails the foreign key; the savepoint undoes the rest.
+					return fmt.Errorf("stage %d: %w", st.Seq, missingMessage(err, set.MessageID))
+				}
 			}
 		}
 		return nil
-	}))
+	})
 }
 
 // PutDeliveries implements store.Store. An empty Channel is taken from the message.

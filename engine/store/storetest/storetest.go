@@ -38,6 +38,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"Empty", testEmpty},
 		{"SetStatus", testSetStatus},
 		{"AddStages", testAddStages},
+		{"AddStageSets", testAddStageSets},
 		{"Deliveries", testDeliveries},
 		{"DeliveryStates", testDeliveryStates},
 		{"AddAttempt", testAddAttempt},
@@ -340,6 +341,52 @@ func testAddStages(t *testing.T, s store.Store) {
 	}
 	if !reflect.DeepEqual(got, want) {
 		t.Errorf("stages:\n got %+v\nwant %+v", got, want)
+	}
+}
+
+// testAddStageSets records the stages of a processor's pass in one call: each message gets
+// its own, a repeat changes nothing, and a set naming a missing message fails the call and
+// writes none of it.
+func testAddStageSets(t *testing.T, s store.Store) {
+	put(t, s, msg("a", t0), msg("b", t0.Add(time.Second)), msg("c", t0.Add(2*time.Second)))
+	ctx := t.Context()
+	filter := func(at time.Time) store.Stage { return store.Stage{Seq: 1, Name: "filter", At: at} }
+	set := func(at time.Time, body string) store.Stage {
+		return store.Stage{Seq: 2, Name: "transform[0] set", At: at, Output: []byte(body)}
+	}
+	sets := []store.StageSet{
+		{MessageID: "a", Stages: []store.Stage{filter(t0), set(t0, "MSH|a")}},
+		{MessageID: "b"}, // filtered out before any stage: nothing to write
+		{MessageID: "c", Stages: []store.Stage{filter(t0), set(t0, "MSH|c")}},
+	}
+	if err := s.AddStageSets(ctx, sets); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AddStageSets(ctx, sets); err != nil { // a redelivered pass
+		t.Fatal(err)
+	}
+	if err := s.AddStageSets(ctx, nil); err != nil {
+		t.Errorf("AddStageSets(nil): %v", err)
+	}
+	for id, want := range map[string][]store.Stage{
+		"a": {filter(us(t0)), set(us(t0), "MSH|a")},
+		"b": nil,
+		"c": {filter(us(t0)), set(us(t0), "MSH|c")},
+	} {
+		if got := get(t, s, id).Stages; !reflect.DeepEqual(got, want) && !(len(got) == 0 && len(want) == 0) {
+			t.Errorf("stages of %s:\n got %+v\nwant %+v", id, got, want)
+		}
+	}
+
+	err := s.AddStageSets(ctx, []store.StageSet{
+		{MessageID: "b", Stages: []store.Stage{filter(t0)}},
+		{MessageID: "gone", Stages: []store.Stage{filter(t0)}},
+	})
+	if !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("a set naming a missing message: %v, want ErrNotFound", err)
+	}
+	if got := get(t, s, "b").Stages; len(got) != 0 {
+		t.Errorf("the failed call wrote stages of b: %+v", got)
 	}
 }
 

@@ -302,7 +302,7 @@ func (s *Store) addStageSets(ctx context.Context, sets []store.StageSet) error {
 			if len(st.Output) == 0 {
 				st.Output = nil
 			}
-			ids, seqs, names = append(ids, text(set.MessageID)), append(seqs, int32(st.Seq)), append(names, text(st.Name))
+			ids, seqs, names = append(ids, set.MessageID), append(seqs, int32(st.Seq)), append(names, text(st.Name))
 			ats, outputs, errs = append(ats, st.At), append(outputs, st.Output), append(errs, text(st.Error))
 		}
 	}

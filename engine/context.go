@@ -144,15 +144,23 @@ func orderContext(msg *hl7v2.Message, id, channel string) []store.Order {
 // ended first.
 func (ch *channel) commitContext(ctx context.Context, outs []outcome, op func(func(context.Context) error) func() error) bool {
 	st, b := ch.e.opts.Store, ch.e.opts.Broker
-	for i := range outs {
-		o := &outs[i]
-		for _, od := range o.orders {
-			if !retry(ctx, ch, "store order "+od.Accession, op(func(c context.Context) error { return st.PutOrder(c, od) })) {
-				return false
-			}
+	// The pass's orders in one call, so one transaction: an order feed has one for every
+	// message.
+	var all []store.Order
+	for _, o := range outs {
+		all = append(all, o.orders...)
+	}
+	if len(all) > 0 {
+		if !retry(ctx, ch, "store orders", op(func(c context.Context) error { return st.PutOrders(c, all) })) {
+			return false
+		}
+		for _, od := range all {
 			// Best effort: a missed notice costs a held study one re-check interval.
 			_ = b.Conn().Publish(ordersSubject, []byte(od.Accession))
 		}
+	}
+	for i := range outs {
+		o := &outs[i]
 		if o.held != nil {
 			held := *o.held
 			if !retry(ctx, ch, "hold study", op(func(c context.Context) error {

@@ -257,6 +257,11 @@ type Store interface {
 	// history. Writing the same message twice changes nothing. An empty Accession is an
 	// error wrapping ErrInvalidOrder.
 	PutOrder(ctx context.Context, o Order) error
+	// PutOrders is PutOrder for several orders in one transaction, as the processor records
+	// a pass of order messages: one commit, not one per order. Orders of one accession are
+	// merged in the order given. An order without an accession fails the call before
+	// anything is written.
+	PutOrders(ctx context.Context, os []Order) error
 	// Order returns the order context of an accession number, with MessageIDs filled, or
 	// ErrNotFound.
 	Order(ctx context.Context, accession string) (Order, error)

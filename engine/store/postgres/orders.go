@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -49,44 +51,72 @@ func scanOrder(row pgx.Row) (store.Order, error) {
 // concurrent writers of one order take turns; the merge happens in Go (query.MergeOrder)
 // so that both backends merge identically.
 func (s *Store) PutOrder(ctx context.Context, o store.Order) error {
-	if err := query.Order(&o, time.Now()); err != nil {
-		return wrap("put order", err)
+	return wrap("put order", s.putOrders(ctx, []store.Order{o}))
+}
+
+// PutOrders implements store.Store. The orders are written in accession order (stable, so
+// one accession's orders keep theirs), so that two transactions locking some of the same
+// rows take the locks in the same order and never deadlock.
+func (s *Store) PutOrders(ctx context.Context, os []store.Order) error {
+	return wrap("put orders", s.putOrders(ctx, os))
+}
+
+func (s *Store) putOrders(ctx context.Context, in []store.Order) error {
+	if len(in) == 0 {
+		return nil
 	}
-	o.Accession = text(o.Accession)
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		tag, err := tx.Exec(ctx, `INSERT INTO orders (`+orderColumns+`)
-			VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)
-			ON CONFLICT (accession) DO NOTHING`, orderValues(o)...)
-		if err != nil {
-			return fmt.Errorf("order %s: %w", o.Accession, err)
+	now := time.Now()
+	os := make([]store.Order, len(in))
+	for i, o := range in {
+		if err := query.Order(&o, now); err != nil {
+			return err
 		}
-		if tag.RowsAffected() == 0 {
-			old, err := scanOrder(tx.QueryRow(ctx, `SELECT `+orderColumns+` FROM orders WHERE accession = $1 FOR UPDATE`, o.Accession))
-			if err != nil {
-				return fmt.Errorf("order %s: %w", o.Accession, err)
+		o.Accession = text(o.Accession)
+		os[i] = o
+	}
+	slices.SortStableFunc(os, func(a, b store.Order) int { return strings.Compare(a.Accession, b.Accession) })
+	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		for _, o := range os {
+			if err := putOrderTx(ctx, tx, o); err != nil {
+				return err
 			}
-			if merged, changed := query.MergeOrder(old, o); changed {
-				if _, err := tx.Exec(ctx, `UPDATE orders SET placer_order_number = $2, filler_order_number = $3,
-					patient_id = $4, patient_name = $5, patient_sex = $6, patient_birth_date = $7, priority = $8,
-					ordering_provider = $9, location = $10, procedure_code = $11, procedure_text = $12, reason = $13,
-					status = $14, message_id = $15, channel = $16, ordered_at = $17, updated_at = $18,
-					patient_id_authority = $19, patient_class = $20
-					WHERE accession = $1`, orderValues(merged)...); err != nil {
-					return fmt.Errorf("order %s: %w", o.Accession, err)
-				}
-			}
-		}
-		if o.MessageID == "" {
-			return nil
-		}
-		if _, err := tx.Exec(ctx, `INSERT INTO order_messages (accession, message_id, channel, at)
-			VALUES ($1, $2, $3, $4) ON CONFLICT (accession, message_id) DO NOTHING`,
-			o.Accession, text(o.MessageID), text(o.Channel), o.UpdatedAt); err != nil {
-			return fmt.Errorf("order %s history: %w", o.Accession, err)
 		}
 		return nil
 	})
-	return wrap("put order", err)
+}
+
+func putOrderTx(ctx context.Context, tx pgx.Tx, o store.Order) error {
+	tag, err := tx.Exec(ctx, `INSERT INTO orders (`+orderColumns+`)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20)
+		ON CONFLICT (accession) DO NOTHING`, orderValues(o)...)
+	if err != nil {
+		return fmt.Errorf("order %s: %w", o.Accession, err)
+	}
+	if tag.RowsAffected() == 0 {
+		old, err := scanOrder(tx.QueryRow(ctx, `SELECT `+orderColumns+` FROM orders WHERE accession = $1 FOR UPDATE`, o.Accession))
+		if err != nil {
+			return fmt.Errorf("order %s: %w", o.Accession, err)
+		}
+		if merged, changed := query.MergeOrder(old, o); changed {
+			if _, err := tx.Exec(ctx, `UPDATE orders SET placer_order_number = $2, filler_order_number = $3,
+				patient_id = $4, patient_name = $5, patient_sex = $6, patient_birth_date = $7, priority = $8,
+				ordering_provider = $9, location = $10, procedure_code = $11, procedure_text = $12, reason = $13,
+				status = $14, message_id = $15, channel = $16, ordered_at = $17, updated_at = $18,
+				patient_id_authority = $19, patient_class = $20
+				WHERE accession = $1`, orderValues(merged)...); err != nil {
+				return fmt.Errorf("order %s: %w", o.Accession, err)
+			}
+		}
+	}
+	if o.MessageID == "" {
+		return nil
+	}
+	if _, err := tx.Exec(ctx, `INSERT INTO order_messages (accession, message_id, channel, at)
+		VALUES ($1, $2, $3, $4) ON CONFLICT (accession, message_id) DO NOTHING`,
+		o.Accession, text(o.MessageID), text(o.Channel), o.UpdatedAt); err != nil {
+		return fmt.Errorf("order %s history: %w", o.Accession, err)
+	}
+	return nil
 }
 
 // Order implements store.Store.

@@ -47,42 +47,68 @@ func scanOrder(row scanner) (store.Order, error) {
 // PutOrder implements store.Store. The merge happens in Go (query.MergeOrder) inside the
 // write transaction; SQLite has one writer, so nothing can change the row in between.
 func (s *Store) PutOrder(ctx context.Context, o store.Order) error {
-	if err := query.Order(&o, time.Now()); err != nil {
-		return wrap("put order", err)
+	return wrap("put order", s.putOrders(ctx, []store.Order{o}))
+}
+
+// PutOrders implements store.Store.
+func (s *Store) PutOrders(ctx context.Context, os []store.Order) error {
+	return wrap("put orders", s.putOrders(ctx, os))
+}
+
+func (s *Store) putOrders(ctx context.Context, in []store.Order) error {
+	if len(in) == 0 {
+		return nil
 	}
-	return wrap("put order", s.write(ctx, func(tx *sql.Tx) error {
-		old, err := scanOrder(tx.QueryRowContext(ctx, `SELECT `+orderColumns+` FROM orders WHERE accession = ?`, o.Accession))
-		switch {
-		case errors.Is(err, sql.ErrNoRows):
-			if _, err := tx.ExecContext(ctx, `INSERT INTO orders (`+orderColumns+`)
-				VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, orderValues(o)...); err != nil {
-				return fmt.Errorf("order %s: %w", o.Accession, err)
-			}
-		case err != nil:
-			return fmt.Errorf("order %s: %w", o.Accession, err)
-		default:
-			if merged, changed := query.MergeOrder(old, o); changed {
-				v := orderValues(merged)
-				if _, err := tx.ExecContext(ctx, `UPDATE orders SET placer_order_number = ?, filler_order_number = ?,
-					patient_id = ?, patient_name = ?, patient_sex = ?, patient_birth_date = ?, priority = ?,
-					ordering_provider = ?, location = ?, procedure_code = ?, procedure_text = ?, reason = ?,
-					status = ?, message_id = ?, channel = ?, ordered_at = ?, updated_at = ?,
-					patient_id_authority = ?, patient_class = ?
-					WHERE accession = ?`, append(v[1:], v[0])...); err != nil {
-					return fmt.Errorf("order %s: %w", o.Accession, err)
-				}
-			}
+	now := time.Now()
+	os := make([]store.Order, len(in))
+	for i, o := range in {
+		if err := query.Order(&o, now); err != nil {
+			return err
 		}
-		if o.MessageID == "" {
-			return nil
-		}
-		if _, err := tx.ExecContext(ctx, `INSERT INTO order_messages (accession, message_id, channel, at)
-			VALUES (?, ?, ?, ?) ON CONFLICT (accession, message_id) DO NOTHING`,
-			o.Accession, o.MessageID, o.Channel, query.Micros(o.UpdatedAt)); err != nil {
-			return fmt.Errorf("order %s history: %w", o.Accession, err)
+		os[i] = o
+	}
+	return s.write(ctx, func(tx *sql.Tx) error {
+		for _, o := range os {
+			if err := putOrderTx(ctx, tx, o); err != nil {
+				return err
+			}
 		}
 		return nil
-	}))
+	})
+}
+
+func putOrderTx(ctx context.Context, tx *sql.Tx, o store.Order) error {
+	old, err := scanOrder(tx.QueryRowContext(ctx, `SELECT `+orderColumns+` FROM orders WHERE accession = ?`, o.Accession))
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+		if _, err := tx.ExecContext(ctx, `INSERT INTO orders (`+orderColumns+`)
+			VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`, orderValues(o)...); err != nil {
+			return fmt.Errorf("order %s: %w", o.Accession, err)
+		}
+	case err != nil:
+		return fmt.Errorf("order %s: %w", o.Accession, err)
+	default:
+		if merged, changed := query.MergeOrder(old, o); changed {
+			v := orderValues(merged)
+			if _, err := tx.ExecContext(ctx, `UPDATE orders SET placer_order_number = ?, filler_order_number = ?,
+				patient_id = ?, patient_name = ?, patient_sex = ?, patient_birth_date = ?, priority = ?,
+				ordering_provider = ?, location = ?, procedure_code = ?, procedure_text = ?, reason = ?,
+				status = ?, message_id = ?, channel = ?, ordered_at = ?, updated_at = ?,
+				patient_id_authority = ?, patient_class = ?
+				WHERE accession = ?`, append(v[1:], v[0])...); err != nil {
+				return fmt.Errorf("order %s: %w", o.Accession, err)
+			}
+		}
+	}
+	if o.MessageID == "" {
+		return nil
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO order_messages (accession, message_id, channel, at)
+		VALUES (?, ?, ?, ?) ON CONFLICT (accession, message_id) DO NOTHING`,
+		o.Accession, o.MessageID, o.Channel, query.Micros(o.UpdatedAt)); err != nil {
+		return fmt.Errorf("order %s history: %w", o.Accession, err)
+	}
+	return nil
 }
 
 // Order implements store.Store.

@@ -177,3 +177,37 @@ func testOrderConcurrent(t *testing.T, s store.Store) {
 		t.Errorf("order = %s at %v, want the newest message M%02d", got.MessageID, got.UpdatedAt, n-1)
 	}
 }
+
+// testPutOrders records a pass of order messages in one call: each order as PutOrder would,
+// two messages of one accession merged in the order given, and a batch with an order that
+// has no accession refused before any of it is written.
+func testPutOrders(t *testing.T, s store.Store) {
+	first := order("B1", t0)
+	update := store.Order{Accession: "B1", Status: "IP", MessageID: "M-B1-ip", Channel: "ris-orders",
+		UpdatedAt: t0.Add(time.Minute)}
+	other := order("A9", t0)
+	if err := s.PutOrders(t.Context(), []store.Order{first, other, update}); err != nil {
+		t.Fatal(err)
+	}
+	want := first
+	want.Status, want.MessageID = "IP", "M-B1-ip"
+	want.OrderedAt, want.UpdatedAt = us(first.OrderedAt), us(update.UpdatedAt)
+	want.MessageIDs = []string{"M-B1", "M-B1-ip"}
+	if got := getOrder(t, s, "B1"); !reflect.DeepEqual(got, want) {
+		t.Errorf("B1 after one batch:\n got %+v\nwant %+v", got, want)
+	}
+	if got := getOrder(t, s, "A9"); got.MessageID != "M-A9" || len(got.MessageIDs) != 1 {
+		t.Errorf("A9 after one batch: %+v", got)
+	}
+	if err := s.PutOrders(t.Context(), nil); err != nil {
+		t.Errorf("PutOrders(nil): %v", err)
+	}
+
+	err := s.PutOrders(t.Context(), []store.Order{order("C1", t0), {PatientID: "no accession"}})
+	if !errors.Is(err, store.ErrInvalidOrder) {
+		t.Fatalf("a batch with an order without accession: %v, want ErrInvalidOrder", err)
+	}
+	if _, err := s.Order(t.Context(), "C1"); !errors.Is(err, store.ErrNotFound) {
+		t.Errorf("the refused batch wrote C1: %v", err)
+	}
+}

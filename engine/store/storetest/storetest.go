@@ -60,6 +60,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"PingClose", testPingClose},
 		{"Orders", testOrders},
 		{"OrderMerge", testOrderMerge},
+		{"PutOrders", testPutOrders},
 		{"OrderByNumber", testOrderByNumber},
 		{"OrderInvalid", testOrderInvalid},
 		{"OrderConcurrent", testOrderConcurrent},

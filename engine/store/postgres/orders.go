@@ -65,14 +65,12 @@ func (s *Store) putOrders(ctx context.Context, in []store.Order) error {
 	if len(in) == 0 {
 		return nil
 	}
-	now := time.Now()
-	os := make([]store.Order, len(in))
-	for i, o := range in {
-		if err := query.Order(&o, now); err != nil {
-			return err
-		}
-		o.Accession = text(o.Accession)
-		os[i] = o
+	os, err := query.Orders(in, time.Now())
+	if err != nil {
+		return err
+	}
+	for i := range os {
+		os[i].Accession = text(os[i].Accession)
 	}
 	slices.SortStableFunc(os, func(a, b store.Order) int { return strings.Compare(a.Accession, b.Accession) })
 	return pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {

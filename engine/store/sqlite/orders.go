@@ -59,13 +59,9 @@ func (s *Store) putOrders(ctx context.Context, in []store.Order) error {
 	if len(in) == 0 {
 		return nil
 	}
-	now := time.Now()
-	os := make([]store.Order, len(in))
-	for i, o := range in {
-		if err := query.Order(&o, now); err != nil {
-			return err
-		}
-		os[i] = o
+	os, err := query.Orders(in, time.Now())
+	if err != nil {
+		return err
 	}
 	return s.write(ctx, func(tx *sql.Tx) error {
 		for _, o := range os {

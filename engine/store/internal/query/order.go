@@ -8,6 +8,18 @@ import (
 	"github.com/osprey-health/osprey/engine/store"
 )
 
+// Orders is Order for a batch, on copies: the first order that fails fails the batch.
+func Orders(in []store.Order, now time.Time) ([]store.Order, error) {
+	out := make([]store.Order, len(in))
+	for i, o := range in {
+		if err := Order(&o, now); err != nil {
+			return nil, err
+		}
+		out[i] = o
+	}
+	return out, nil
+}
+
 // Order normalises an order for writing: the accession is trimmed and required, times are
 // kept as the store keeps them, and a zero UpdatedAt becomes now.
 func Order(o *store.Order, now time.Time) error {
